@@ -1,0 +1,315 @@
+"""Pure batch transforms and their composition.
+
+A batch transform is a function ``batch -> batch`` that returns a new batch and leaves its
+input alone. Transforms compose left to right with `compose`; `identity` is the unit.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Protocol, Self, TypeVar
+
+import torch
+
+from helios.core._tree import tree_map
+
+__all__ = [
+    "BatchTransform",
+    "TreeTransform",
+    "cast",
+    "compose",
+    "drop_keys",
+    "identity",
+    "select_keys",
+    "take",
+    "to_device",
+]
+
+B = TypeVar("B")
+M = TypeVar("M", bound=Mapping[Any, Any])
+
+
+class BatchTransform(Protocol[B]):
+    """A pure function from a batch of type ``B`` to a new batch of the same type."""
+
+    def __call__(self, batch: B, /) -> B: ...
+
+
+class TreeTransform(Protocol):
+    """A transform that accepts a batch of any structure and returns the same structure."""
+
+    def __call__(self, batch: B, /) -> B: ...
+
+
+class _Sliceable(Protocol):
+    def __getitem__(self, key: slice, /) -> Self: ...
+
+
+S = TypeVar("S", bound=_Sliceable)
+
+
+def identity(batch: B, /) -> B:
+    """Return ``batch`` unchanged: the unit of `compose`."""
+    return batch
+
+
+class _Composed:
+    """Left-to-right composition; nested compositions are flattened, so grouping is moot."""
+
+    __slots__ = ("fns",)
+
+    def __init__(self, fns: tuple[Callable[[Any], Any], ...]) -> None:
+        self.fns = fns
+
+    def __call__(self, batch: Any, /) -> Any:
+        for fn in self.fns:
+            batch = fn(batch)
+        return batch
+
+    def __repr__(self) -> str:
+        return f"compose({', '.join(map(repr, self.fns))})"
+
+
+def compose(*fns: Callable[[B], B]) -> Callable[[B], B]:
+    """Compose transforms left to right: ``compose(f, g)(x) == g(f(x))``.
+
+    With no arguments the result is `identity`; with one it is that function. Composition
+    is associative: ``compose(compose(f, g), h)`` and ``compose(f, compose(g, h))`` run the
+    same three functions in the same order.
+
+    Args:
+        *fns: The transforms, in the order they run.
+
+    Returns:
+        A new transform; the arguments are not modified.
+
+    Raises:
+        TypeError: if an argument is not callable.
+
+    Examples:
+        >>> import helios.core as hlc
+        >>> pipeline = hlc.compose(hlc.take(3), hlc.take(2))
+        >>> pipeline([1, 2, 3, 4])
+        [1, 2]
+        >>> hlc.compose()([1, 2])
+        [1, 2]
+    """
+    flat: list[Callable[[Any], Any]] = []
+    for fn in fns:
+        if not callable(fn):
+            raise TypeError(f"compose expects callables, got {fn!r}")
+        if isinstance(fn, _Composed):
+            flat.extend(fn.fns)
+        elif fn is not identity:
+            flat.append(fn)
+    if not flat:
+        return identity
+    if len(flat) == 1:
+        return flat[0]
+    return _Composed(tuple(flat))
+
+
+def _default_non_blocking(tensor: torch.Tensor, device: torch.device) -> bool:
+    # An asynchronous copy is only safe and useful from pinned host memory to a GPU.
+    return device.type == "cuda" and tensor.device.type == "cpu" and tensor.is_pinned()
+
+
+class _ToDevice:
+    __slots__ = ("_move", "device", "non_blocking")
+
+    def __init__(self, device: torch.device, non_blocking: bool | None) -> None:
+        self.device = device
+        self.non_blocking = non_blocking
+        tensor_type = torch.Tensor
+        target_type = device.type
+        target_index = device.index
+
+        if non_blocking is None and target_type == "cpu":
+
+            def move(leaf: Any) -> Any:
+                if isinstance(leaf, tensor_type) and leaf.device.type != "cpu":
+                    return leaf.to(device)
+                return leaf
+
+        else:
+
+            def move(leaf: Any) -> Any:
+                if not isinstance(leaf, tensor_type):
+                    return leaf
+                current = leaf.device
+                if current.type == target_type and (
+                    target_index is None or current.index == target_index
+                ):
+                    return leaf
+                blocking = (
+                    _default_non_blocking(leaf, device) if non_blocking is None else non_blocking
+                )
+                return leaf.to(device, non_blocking=blocking)
+
+        self._move = move
+
+    def __call__(self, batch: B, /) -> B:
+        return tree_map(self._move, batch)
+
+    def __repr__(self) -> str:
+        return f"to_device({str(self.device)!r})"
+
+
+def to_device(device: torch.device | str, non_blocking: bool | None = None) -> TreeTransform:
+    """Return a transform that moves every tensor of a batch to ``device``.
+
+    Non-tensor leaves pass through; a tensor already on ``device`` is not copied. With
+    ``non_blocking=None`` a copy is asynchronous exactly when it goes from pinned CPU
+    memory to a CUDA device.
+
+    Args:
+        device: The target device. ``"cuda"`` (no index) accepts any CUDA device as
+            already there.
+        non_blocking: Force asynchronous (``True``) or synchronous (``False``) copies.
+
+    Returns:
+        A new transform; each call returns a new batch and leaves its input alone.
+
+    Examples:
+        >>> import torch, helios.core as hlc
+        >>> batch = {"x": torch.zeros(2), "name": "a"}
+        >>> moved = hlc.to_device("cpu")(batch)
+        >>> moved["x"] is batch["x"], moved["name"]
+        (True, 'a')
+    """
+    return _ToDevice(torch.device(device), non_blocking)
+
+
+class _Take:
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, batch: S, /) -> S:
+        return batch[: self.n]
+
+    def __repr__(self) -> str:
+        return f"take({self.n})"
+
+
+def take(n: int) -> _Take:
+    """Return a transform that keeps the first ``n`` items: ``batch[:n]``.
+
+    Args:
+        n: How many items to keep (non-negative).
+
+    Raises:
+        ValueError: if ``n`` is negative.
+        TypeError: if ``n`` is not an integer.
+
+    Examples:
+        >>> import helios.core as hlc
+        >>> hlc.take(2)(["a", "b", "c"])
+        ['a', 'b']
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"take(n) expects an integer, got {n!r}")
+    if n < 0:
+        raise ValueError(f"take(n) expects n >= 0, got {n}")
+    return _Take(n)
+
+
+def _rebuild_mapping(source: M, items: list[tuple[Any, Any]]) -> M:
+    if isinstance(source, collections.defaultdict):
+        out = type(source)(source.default_factory)
+        out.update(items)
+        return out
+    return type(source)(items)  # type: ignore[call-arg]
+
+
+class _SelectKeys:
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: tuple[Hashable, ...]) -> None:
+        self.keys = frozenset(keys)
+
+    def __call__(self, batch: M, /) -> M:
+        missing = [key for key in self.keys if key not in batch]
+        if missing:
+            raise KeyError(
+                f"select_keys: the batch has no key(s) {sorted(map(repr, missing))}; "
+                f"its keys are {list(batch)}"
+            )
+        return _rebuild_mapping(batch, [(k, v) for k, v in batch.items() if k in self.keys])
+
+
+class _DropKeys:
+    __slots__ = ("keys",)
+
+    def __init__(self, keys: tuple[Hashable, ...]) -> None:
+        self.keys = frozenset(keys)
+
+    def __call__(self, batch: M, /) -> M:
+        return _rebuild_mapping(batch, [(k, v) for k, v in batch.items() if k not in self.keys])
+
+
+def select_keys(*keys: Hashable) -> _SelectKeys:
+    """Return a transform that keeps only ``keys`` of a mapping batch, in the batch's order.
+
+    The result has the batch's mapping type. A missing key raises `KeyError`.
+
+    Examples:
+        >>> import helios.core as hlc
+        >>> hlc.select_keys("y", "x")({"x": 1, "y": 2, "z": 3})
+        {'x': 1, 'y': 2}
+    """
+    return _SelectKeys(keys)
+
+
+def drop_keys(*keys: Hashable) -> _DropKeys:
+    """Return a transform that removes ``keys`` (those present) from a mapping batch.
+
+    Examples:
+        >>> import helios.core as hlc
+        >>> hlc.drop_keys("z", "w")({"x": 1, "z": 3})
+        {'x': 1}
+    """
+    return _DropKeys(keys)
+
+
+class _Cast:
+    __slots__ = ("_convert", "dtype")
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        tensor_type = torch.Tensor
+
+        def convert(leaf: Any) -> Any:
+            if isinstance(leaf, tensor_type) and leaf.is_floating_point():
+                return leaf.to(dtype)
+            return leaf
+
+        self._convert = convert
+
+    def __call__(self, batch: B, /) -> B:
+        return tree_map(self._convert, batch)
+
+    def __repr__(self) -> str:
+        return f"cast({self.dtype})"
+
+
+def cast(dtype: torch.dtype) -> TreeTransform:
+    """Return a transform that converts floating-point tensors to ``dtype``.
+
+    Integer and boolean tensors (labels, indices, masks) and non-tensor leaves are left
+    alone.
+
+    Raises:
+        TypeError: if ``dtype`` is not a floating-point ``torch.dtype``.
+
+    Examples:
+        >>> import torch, helios.core as hlc
+        >>> out = hlc.cast(torch.float64)((torch.zeros(1), torch.ones(1, dtype=torch.long)))
+        >>> out[0].dtype, out[1].dtype
+        (torch.float64, torch.int64)
+    """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"cast expects a floating-point torch.dtype, got {dtype!r}")
+    return _Cast(dtype)

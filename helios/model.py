@@ -1,0 +1,189 @@
+"""The model: what the user writes to say how a network trains, validates and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from helios.core import TrainingState
+
+if TYPE_CHECKING:
+    from helios.plugins import MapLocation
+    from helios.trainer import Trainer
+
+__all__ = ["Model"]
+
+
+class Model:
+    """Base class for models; subclass it and override the hooks you need.
+
+    The trainer sets `trainer`, `device`, `rank`, `is_distributed` and `map_loc` before it
+    calls `setup`. Hooks run after the plug-ins' hook of the same name. In the training
+    loop the order is::
+
+        on_training_start()
+        train()
+        for each epoch:
+            on_training_epoch_start(epoch)
+            for each batch:
+                on_training_batch_start(state)
+                train_step(batch, state)
+                on_training_batch_end(state, should_log)
+                (validation, when due)
+            on_training_epoch_end(epoch)
+        on_training_end()
+
+    Args:
+        save_name: Name of the checkpoint folder under the trainer's ``chkpt_root``.
+
+    Examples:
+        >>> import helios.model as hlm
+        >>> hlm.Model("classifier").save_name
+        'classifier'
+    """
+
+    def __init__(self, save_name: str) -> None:
+        if not isinstance(save_name, str) or not save_name:
+            raise ValueError(f"save_name must be a non-empty string, got {save_name!r}")
+        self._save_name = save_name
+        self._trainer: Trainer | None = None
+        #: Metrics the model computes (validation accuracy, ...); plug-ins read them.
+        self.metrics: dict[str, float] = {}
+        self.device = torch.device("cpu")
+        self.rank = 0
+        self.is_distributed = False
+        self.map_loc: MapLocation = "cpu"
+
+    @property
+    def save_name(self) -> str:
+        """Name of the model's checkpoint folder."""
+        return self._save_name
+
+    @save_name.setter
+    def save_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"save_name must be a non-empty string, got {name!r}")
+        self._save_name = name
+
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer running the model.
+
+        Raises:
+            RuntimeError: before the model is handed to `Trainer.fit` / `Trainer.test`.
+        """
+        if self._trainer is None:
+            raise RuntimeError(
+                f"model {self._save_name!r} has no trainer yet; it gets one when passed to "
+                "Trainer.fit or Trainer.test"
+            )
+        return self._trainer
+
+    @trainer.setter
+    def trainer(self, trainer: Trainer) -> None:
+        self._trainer = trainer
+
+    # -- set-up and state -------------------------------------------------------------
+
+    def setup(self, fast_init: bool = False) -> None:
+        """Build networks, optimisers and the like on `device`.
+
+        Args:
+            fast_init: ``True`` when only inference will run (testing): skip what
+                training alone needs.
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        """What to store in checkpoints (tensors, numbers, strings and containers)."""
+        return {}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], fast_init: bool = False) -> None:
+        """Restore what `state_dict` returned."""
+
+    def load_for_testing(self) -> None:
+        """Called by `Trainer.test` when there is no checkpoint to load."""
+
+    def train(self) -> None:
+        """Put networks in training mode."""
+
+    def eval(self) -> None:
+        """Put networks in evaluation mode."""
+
+    # -- training -----------------------------------------------------------------------
+
+    def on_training_start(self) -> None:
+        """Called once when training starts (after the plug-ins' hook)."""
+
+    def on_training_epoch_start(self, current_epoch: int) -> None:
+        """Called at the start of every epoch."""
+
+    def on_training_batch_start(self, state: TrainingState) -> None:
+        """Called before every `train_step`."""
+
+    def train_step(self, batch: Any, state: TrainingState) -> None:
+        """Run one training step on ``batch`` (as the plug-ins processed it).
+
+        ``state`` already counts this batch. With gradient accumulation, step the
+        optimiser when ``trainer.is_accumulation_boundary(state)`` is true.
+        """
+
+    def on_training_batch_end(self, state: TrainingState, should_log: bool = False) -> None:
+        """Called after every `train_step`; ``should_log`` is true every
+        ``print_frequency`` steps."""
+
+    def on_training_epoch_end(self, current_epoch: int) -> None:
+        """Called at the end of every epoch, also when training stops early mid-epoch."""
+
+    def on_training_end(self) -> None:
+        """Called once when training ends (after the plug-ins' hook)."""
+
+    def should_training_stop(self) -> bool:
+        """Return ``True`` to stop training; asked after every batch and validation."""
+        return False
+
+    def have_metrics_improved(self) -> bool:
+        """Return ``True`` when the last validation improved on the best so far.
+
+        Used for early stopping (``early_stop_cycles``).
+        """
+        return True
+
+    def running_loss(self) -> float | None:
+        """The loss to show in progress output and logs, or ``None``."""
+        return None
+
+    # -- validation ---------------------------------------------------------------------
+
+    def on_validation_start(self, validation_cycle: int) -> None:
+        """Called before a validation pass."""
+
+    def on_validation_batch_start(self, step: int) -> None:
+        """Called before every `valid_step`."""
+
+    def valid_step(self, batch: Any, step: int) -> None:
+        """Run one validation step."""
+
+    def on_validation_batch_end(self, step: int) -> None:
+        """Called after every `valid_step`."""
+
+    def on_validation_end(self, validation_cycle: int) -> None:
+        """Called after a validation pass; compute `metrics` here."""
+
+    # -- testing ------------------------------------------------------------------------
+
+    def on_testing_start(self) -> None:
+        """Called before testing."""
+
+    def on_testing_batch_start(self, step: int) -> None:
+        """Called before every `test_step`."""
+
+    def test_step(self, batch: Any, step: int) -> None:
+        """Run one testing step."""
+
+    def on_testing_batch_end(self, step: int) -> None:
+        """Called after every `test_step`."""
+
+    def on_testing_end(self) -> None:
+        """Called after testing; compute `metrics` here."""

@@ -1,0 +1,231 @@
+"""The plug-in protocol and the unique-override flags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import torch
+
+from helios.core import TrainingState
+
+if TYPE_CHECKING:
+    from helios.model import Model
+    from helios.trainer import Trainer
+
+__all__ = [
+    "BatchHooks",
+    "LifecycleHooks",
+    "MapLocation",
+    "Plugin",
+    "PluginProtocol",
+    "StateHooks",
+    "StopHook",
+    "UniquePluginOverrides",
+    "OVERRIDE_FLAGS",
+]
+
+#: What ``torch.load`` accepts as ``map_location``.
+MapLocation = str | torch.device | dict[str, str]
+
+
+@attrs.define
+class UniquePluginOverrides:
+    """Which *unique* hooks a plug-in claims. At most one registered plug-in may claim each.
+
+    A plug-in sets these in its constructor. The trainer copies them when the plug-in is
+    registered; the copy decides both the uniqueness check and which hooks are called, so
+    changing a flag after registration has no effect.
+
+    Attributes:
+        training_batch: The plug-in's `process_training_batch` is used.
+        validation_batch: The plug-in's `process_validation_batch` is used.
+        testing_batch: The plug-in's `process_testing_batch` is used.
+        should_training_stop: The plug-in's `should_training_stop` is asked.
+    """
+
+    training_batch: bool = False
+    validation_batch: bool = False
+    testing_batch: bool = False
+    should_training_stop: bool = False
+
+    def claimed(self) -> frozenset[str]:
+        """The names of the flags that are set."""
+        return frozenset(name for name in OVERRIDE_FLAGS if getattr(self, name) is True)
+
+
+#: Each unique-override flag and the hook it governs.
+OVERRIDE_FLAGS: Mapping[str, str] = {
+    "training_batch": "process_training_batch",
+    "validation_batch": "process_validation_batch",
+    "testing_batch": "process_testing_batch",
+    "should_training_stop": "should_training_stop",
+}
+
+
+class LifecycleHooks(Protocol):
+    """Hooks called around training, validation and testing (no return value)."""
+
+    def configure_trainer(self, trainer: Trainer, /) -> None: ...
+    def configure_model(self, model: Model, /) -> None: ...
+    def setup(self) -> None: ...
+    def on_training_start(self) -> None: ...
+    def on_training_end(self) -> None: ...
+    def on_validation_start(self, validation_cycle: int, /) -> None: ...
+    def on_validation_end(self, validation_cycle: int, /) -> None: ...
+    def on_testing_start(self) -> None: ...
+    def on_testing_end(self) -> None: ...
+
+
+class BatchHooks(Protocol):
+    """Hooks that receive a batch and return the (new) batch the model will see."""
+
+    def process_training_batch(self, batch: Any, state: TrainingState, /) -> Any: ...
+    def process_validation_batch(self, batch: Any, step: int, /) -> Any: ...
+    def process_testing_batch(self, batch: Any, step: int, /) -> Any: ...
+
+
+class StopHook(Protocol):
+    """The hook that can ask training to stop early."""
+
+    def should_training_stop(self) -> bool: ...
+
+
+class StateHooks(Protocol):
+    """What a plug-in stores in (and restores from) checkpoints."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state_dict: Mapping[str, Any], /) -> None: ...
+
+
+class PluginProtocol(LifecycleHooks, BatchHooks, StopHook, StateHooks, Protocol):
+    """Everything the trainer uses of a plug-in; what a structural plug-in must provide.
+
+    The trainer sets `trainer`, `device`, `rank`, `is_distributed` and `map_loc` before it
+    calls `setup`.
+    """
+
+    @property
+    def plug_id(self) -> str:
+        """The plug-in's key in ``trainer.plugins``."""
+        ...
+
+    unique_overrides: UniquePluginOverrides
+    trainer: Trainer
+    device: torch.device
+    rank: int
+    is_distributed: bool
+    map_loc: MapLocation
+
+
+class Plugin(PluginProtocol, Protocol):
+    """The plug-in interface, with no-op hooks, for plug-ins that subclass it.
+
+    Subclass it and call ``super().__init__("my_id")``; override the hooks you need and
+    claim the unique ones in ``self.unique_overrides``. A class that provides every member
+    of `PluginProtocol` without inheriting anything is a plug-in too.
+
+    Examples:
+        >>> import helios.plugins as hlp
+        >>> class Halve(hlp.Plugin):
+        ...     def __init__(self) -> None:
+        ...         super().__init__("halve")
+        ...         self.unique_overrides.training_batch = True
+        ...     def process_training_batch(self, batch, state):
+        ...         return batch[: len(batch) // 2]
+        >>> Halve().plug_id
+        'halve'
+    """
+
+    _plug_id: str
+    _trainer: Trainer | None
+
+    def __init__(self, plug_id: str) -> None:
+        if not isinstance(plug_id, str) or not plug_id:
+            raise ValueError(f"a plug-in id must be a non-empty string, got {plug_id!r}")
+        self._plug_id = plug_id
+        self.unique_overrides = UniquePluginOverrides()
+        self._trainer: Trainer | None = None
+        self.device = torch.device("cpu")
+        self.rank = 0
+        self.is_distributed = False
+        self.map_loc = "cpu"
+
+    @property
+    def plug_id(self) -> str:
+        return self._plug_id
+
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer the plug-in is registered with.
+
+        Raises:
+            RuntimeError: before the plug-in has been registered.
+        """
+        trainer: Trainer | None = self.__dict__.get("_trainer")
+        if trainer is None:
+            raise RuntimeError(
+                f"plug-in {self.__dict__.get('_plug_id', type(self).__name__)!r} has no "
+                "trainer yet: register it (plugin.configure_trainer(trainer) or "
+                "trainer.register_plugin(plugin)) first"
+            )
+        return trainer
+
+    @trainer.setter
+    def trainer(self, trainer: Trainer) -> None:
+        self._trainer = trainer
+
+    def _register_in_trainer(self, trainer: Trainer) -> None:
+        """Register this plug-in in ``trainer.plugins`` under its id."""
+        trainer.register_plugin(self)
+
+    def configure_trainer(self, trainer: Trainer, /) -> None:
+        """Called by the user to attach the plug-in; built-ins register themselves here."""
+
+    def configure_model(self, model: Model, /) -> None:
+        """Called by the user to adapt the model to the plug-in."""
+
+    def setup(self) -> None:
+        """Called once the trainer has set `trainer`, `device`, `rank` and friends."""
+
+    def on_training_start(self) -> None:
+        """Called before the model's ``on_training_start``."""
+
+    def on_training_end(self) -> None:
+        """Called before the model's ``on_training_end``."""
+
+    def on_validation_start(self, validation_cycle: int, /) -> None:
+        """Called before the model's ``on_validation_start``."""
+
+    def on_validation_end(self, validation_cycle: int, /) -> None:
+        """Called before the model's ``on_validation_end``."""
+
+    def on_testing_start(self) -> None:
+        """Called before the model's ``on_testing_start``."""
+
+    def on_testing_end(self) -> None:
+        """Called before the model's ``on_testing_end``."""
+
+    def process_training_batch(self, batch: Any, state: TrainingState, /) -> Any:
+        """Return the training batch the model will see (claims ``training_batch``)."""
+        return batch
+
+    def process_validation_batch(self, batch: Any, step: int, /) -> Any:
+        """Return the validation batch the model will see (claims ``validation_batch``)."""
+        return batch
+
+    def process_testing_batch(self, batch: Any, step: int, /) -> Any:
+        """Return the testing batch the model will see (claims ``testing_batch``)."""
+        return batch
+
+    def should_training_stop(self) -> bool:
+        """Return ``True`` to stop training (claims ``should_training_stop``)."""
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        """What to store in checkpoints under this plug-in's id."""
+        return {}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], /) -> None:
+        """Restore what `state_dict` returned."""

@@ -1,0 +1,178 @@
+"""Checkpoint files: atomic writes, safe loads, RNG capture."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from helios.core import TrainingState, state_from_dict
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CheckpointError",
+    "capture_rng",
+    "find_checkpoints",
+    "load_checkpoint",
+    "restore_rng",
+    "save_checkpoint",
+]
+
+#: Bumped whenever the layout of a checkpoint changes.
+FORMAT_VERSION = 1
+
+_NAME = re.compile(r"^epoch_(\d+)_iter_(\d+)\.pth$")
+_KEYS = frozenset({"version", "training_state", "model", "plugins", "rng", "data"})
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read, is unsafe, or does not belong to this run."""
+
+
+def capture_rng() -> dict[str, Any]:
+    """The state of every random generator helios knows of, as weights-only-safe values."""
+    version, internal, gauss = random.getstate()
+    states: dict[str, Any] = {
+        "python": {"version": version, "state": list(internal), "gauss": gauss},
+        "torch": torch.get_rng_state(),
+    }
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy ships with torch wheels
+        pass
+    else:
+        kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+        assert not isinstance(keys, str)
+        states["numpy"] = {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype("int64")),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng(states: Mapping[str, Any]) -> None:
+    """Restore what `capture_rng` returned."""
+    python = states["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+    torch.set_rng_state(states["torch"])
+    if "numpy" in states:
+        import numpy as np
+
+        saved = states["numpy"]
+        np.random.set_state(
+            (
+                saved["kind"],
+                saved["keys"].numpy().astype("uint32"),
+                saved["pos"],
+                saved["has_gauss"],
+                saved["cached"],
+            )
+        )
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def find_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoint files in ``folder``, oldest first (by epoch, then iteration)."""
+    if not folder.is_dir():
+        return []
+    found: list[tuple[int, int, Path]] = []
+    for path in folder.iterdir():
+        match = _NAME.match(path.name)
+        if match and path.is_file():
+            found.append((int(match[1]), int(match[2]), path))
+    return [path for _, _, path in sorted(found)]
+
+
+def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:
+    """Write ``content`` to ``path`` atomically.
+
+    The data goes to a temporary file in the same folder, is flushed to disk, then
+    renamed over ``path``: a reader sees either no file or the whole file, never a part.
+    On failure the temporary file is removed and any older checkpoint is left untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(dict(content), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint written by `save_checkpoint`.
+
+    Only tensors and plain containers are accepted (``torch.load(weights_only=True)``).
+
+    Raises:
+        CheckpointError: if the file is missing, truncated, corrupt, unsafe (carries
+            pickled objects), from another format version, or not a helios checkpoint.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        content = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"checkpoint {path} is refused: it holds objects other than tensors and plain "
+            f"containers, which could run code when loaded ({error}). Only load files "
+            "you trust, and re-save them with plain state dicts."
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt and cannot be read ({error}). "
+            "Delete it to resume from the previous checkpoint."
+        ) from None
+    if not isinstance(content, dict) or not set(content) >= _KEYS:
+        raise CheckpointError(
+            f"{path} is not a helios checkpoint (expected the keys {sorted(_KEYS)})"
+        )
+    if content["version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {content['version']!r}; this helios "
+            f"reads version {FORMAT_VERSION}"
+        )
+    try:
+        content["training_state"] = state_from_dict(content["training_state"])
+    except ValueError as error:
+        raise CheckpointError(f"checkpoint {path} has a bad training state: {error}") from None
+    return content
+
+
+def training_state_of(content: Mapping[str, Any]) -> TrainingState:
+    """The training state of a loaded checkpoint."""
+    state = content["training_state"]
+    assert isinstance(state, TrainingState)
+    return state

@@ -1,0 +1,54 @@
+"""The dispatch plan: which plug-in handles what, resolved once per run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from helios.core import TrainingState
+from helios.plugins import PluginProtocol, PluginTable
+
+__all__ = ["DispatchPlan"]
+
+
+def _keep_batch(batch: Any, _: Any) -> Any:
+    return batch
+
+
+def _never() -> bool:
+    return False
+
+
+@attrs.frozen
+class DispatchPlan:
+    """Bound hooks in call order, taken from a `PluginTable` and its override claims."""
+
+    plugins: tuple[PluginProtocol, ...]
+    training_batch: Callable[[Any, TrainingState], Any]
+    validation_batch: Callable[[Any, int], Any]
+    testing_batch: Callable[[Any, int], Any]
+    should_stop: Callable[[], bool]
+    #: Whether any plug-in claimed ``should_training_stop``.
+    has_stop_plugin: bool
+
+    @classmethod
+    def build(cls, table: PluginTable) -> DispatchPlan:
+        """Resolve the hooks of ``table``; the claims snapshot decides who is called."""
+        trainer_batch = table.claimant("training_batch")
+        valid_batch = table.claimant("validation_batch")
+        test_batch = table.claimant("testing_batch")
+        stopper = table.claimant("should_training_stop")
+        return cls(
+            plugins=tuple(table.values()),
+            training_batch=(
+                _keep_batch if trainer_batch is None else trainer_batch.process_training_batch
+            ),
+            validation_batch=(
+                _keep_batch if valid_batch is None else valid_batch.process_validation_batch
+            ),
+            testing_batch=_keep_batch if test_batch is None else test_batch.process_testing_batch,
+            should_stop=_never if stopper is None else stopper.should_training_stop,
+            has_stop_plugin=stopper is not None,
+        )
