@@ -220,7 +220,7 @@ def tree_map(
 
     Examples:
         >>> import helios.core as hlc
-        >>> hlc.tree_map(lambda x: x + 1, {"a": [1, 2], "b": (3, None)})
+        >>> hlc.tree_map(lambda x: x if x is None else x + 1, {"a": [1, 2], "b": (3, None)})
         {'a': [2, 3], 'b': (4, None)}
     """
     handlers = _handlers
