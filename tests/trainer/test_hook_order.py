@@ -162,9 +162,9 @@ def test_hook_order_holds_for_any_plugins_and_schedule(scenario: dict[str, Any])
         assert ("model", "train_step") not in events[first_yes:]
     stopped = steps < total
     if stopped:
-        model_asked_yes = scenario["model_stop_at"] is not None and steps >= scenario[
-            "model_stop_at"
-        ]
+        model_asked_yes = (
+            scenario["model_stop_at"] is not None and steps >= scenario["model_stop_at"]
+        )
         plugin_asked_yes = len(asks) >= scenario["stop_after"]
         early = (
             scenario["early_stop"] is not None

@@ -97,7 +97,9 @@ schedules = st.tuples(
 
 
 @given(schedules)
-def test_counters_never_go_backwards(schedule: tuple[LoopConfig, int, list[bool], int | None]) -> None:
+def test_counters_never_go_backwards(
+    schedule: tuple[LoopConfig, int, list[bool], int | None],
+) -> None:
     config, length, improvements, stop_at = schedule
     _, events, _ = simulate(config, length, improvements, stop_at)
     previous = TrainingState()
@@ -155,7 +157,8 @@ def test_early_stop_count_resets_on_improvement(
     _, events, _ = simulate(config, length, improvements, stop_at)
     validations = [state for kind, state in events if kind == "validate"]
     expected = 0
-    for improved, state in zip(improvements + [False] * len(validations), validations, strict=False):
+    padded = improvements + [False] * len(validations)
+    for improved, state in zip(padded, validations, strict=False):
         expected = 0 if improved else expected + 1
         assert state.early_stop_count == expected
 

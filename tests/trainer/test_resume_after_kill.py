@@ -18,8 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _command(root: Path, steps: int, out: Path, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "tests.trainer.resume_script", str(root), str(steps),
-            str(out), *flags]
+    return [
+        sys.executable,
+        "-m",
+        "tests.trainer.resume_script",
+        str(root),
+        str(steps),
+        str(out),
+        *flags,
+    ]
 
 
 def _run(root: Path, steps: int, out: Path, *flags: str) -> None:

@@ -86,7 +86,8 @@ def test_other_exception_is_logged_and_reraised(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.ERROR, logger="helios"), pytest.raises(Boom):
         trainer.fit(ExplodingModel([]), IntData(3))
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors and errors[0].exc_info is not None
+    assert errors
+    assert errors[0].exc_info is not None
     assert errors[0].exc_info[0] is Boom
 
 
@@ -259,7 +260,10 @@ def test_file_logging_writes_progress_lines(tmp_path: Path) -> None:
 
 def test_progress_bars_run(capsys: pytest.CaptureFixture[str]) -> None:
     trainer = hlt.Trainer(
-        train_unit="epoch", total_steps=2, valid_frequency=1, use_cpu=True,
+        train_unit="epoch",
+        total_steps=2,
+        valid_frequency=1,
+        use_cpu=True,
         enable_progress_bar=True,
     )
     trainer.fit(ClassifierModel(), ClassifierData())
