@@ -216,6 +216,11 @@ def take(n: int) -> _Take:
     return _Take(n)
 
 
+def _require_mapping(name: str, batch: object) -> None:
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"{name} works on mapping batches (dicts), got {type(batch).__name__}")
+
+
 def _rebuild_mapping(source: M, items: list[tuple[Any, Any]]) -> M:
     if isinstance(source, collections.defaultdict):
         out = type(source)(source.default_factory)
@@ -231,6 +236,7 @@ class _SelectKeys:
         self.keys = frozenset(keys)
 
     def __call__(self, batch: M, /) -> M:
+        _require_mapping("select_keys", batch)
         missing = [key for key in self.keys if key not in batch]
         if missing:
             raise KeyError(
@@ -247,6 +253,7 @@ class _DropKeys:
         self.keys = frozenset(keys)
 
     def __call__(self, batch: M, /) -> M:
+        _require_mapping("drop_keys", batch)
         return _rebuild_mapping(batch, [(k, v) for k, v in batch.items() if k not in self.keys])
 
 

@@ -258,9 +258,9 @@ def tree_map(
         path = _find_cycle(tree, is_leaf)
         if path is not None:
             raise TreeCycleError(
-                f"the batch contains a reference cycle: the container at {path} contains "
-                "itself. Batches must be trees; break the cycle (or register the type "
-                "as a leaf-only container) before passing it in."
+                f"the batch contains a reference cycle: {path}. Batches must be trees; "
+                "break the cycle (or treat that object as a leaf with is_leaf=...) before "
+                "passing it in."
             ) from None
         raise
 
@@ -277,10 +277,10 @@ def _children(node: object, handler: _Handler) -> list[Any]:
 
 
 def _find_cycle(tree: object, is_leaf: Callable[[Any], bool] | None) -> str | None:
-    """Return a readable path to a container that contains itself, or ``None``."""
-    on_path: set[int] = set()
+    """Describe where a container contains itself (paths use mapping keys), or ``None``."""
+    on_path: dict[int, str] = {}
     # Iterative depth-first search; each frame is (node, path, remaining children).
-    stack: list[tuple[object, str, Iterator[tuple[int, Any]] | None]] = [(tree, "batch", None)]
+    stack: list[tuple[object, str, Iterator[tuple[Any, Any]] | None]] = [(tree, "batch", None)]
     while stack:
         node, path, pending = stack[-1]
         if pending is None:
@@ -291,18 +291,21 @@ def _find_cycle(tree: object, is_leaf: Callable[[Any], bool] | None) -> str | No
                 stack.pop()
                 continue
             if id(node) in on_path:
-                return path
-            on_path.add(id(node))
+                return f"{path} is {on_path[id(node)]}, which contains it"
+            on_path[id(node)] = path
             kids = _children(node, handler)
-            stack[-1] = (node, path, enumerate(kids))
+            labels: Sequence[Any] = range(len(kids))
+            if isinstance(node, Mapping) and len(node) == len(kids):
+                labels = list(node.keys())
+            stack[-1] = (node, path, iter(zip(labels, kids, strict=True)))
             continue
         step = next(pending, None)
         if step is None:
-            on_path.discard(id(node))
+            on_path.pop(id(node), None)
             stack.pop()
             continue
-        index, child = step
-        stack.append((child, f"{path}[{index}]", None))
+        label, child = step
+        stack.append((child, f"{path}[{label!r}]", None))
     return None
 
 

@@ -97,7 +97,7 @@ class DevicePlugin(Plugin):
     def configure_trainer(self, trainer: Trainer, /) -> None:
         self._register_in_trainer(trainer)
 
-    def _move_collection_to_device(self, batch: B) -> B:
+    def _move_collection_to_device(self, batch: Any) -> Any:
         """Return ``batch`` with every tensor on `target_device` (a new batch; the input is
         left alone). Override to handle batches in a special way."""
         target = self.target_device

@@ -182,30 +182,39 @@ class Plugin(PluginProtocol, Protocol):
 
     def configure_trainer(self, trainer: Trainer, /) -> None:
         """Called by the user to attach the plug-in; built-ins register themselves here."""
+        return None
 
     def configure_model(self, model: Model, /) -> None:
         """Called by the user to adapt the model to the plug-in."""
+        return None
 
     def setup(self) -> None:
         """Called once the trainer has set `trainer`, `device`, `rank` and friends."""
+        return None
 
     def on_training_start(self) -> None:
         """Called before the model's ``on_training_start``."""
+        return None
 
     def on_training_end(self) -> None:
         """Called before the model's ``on_training_end``."""
+        return None
 
     def on_validation_start(self, validation_cycle: int, /) -> None:
         """Called before the model's ``on_validation_start``."""
+        return None
 
     def on_validation_end(self, validation_cycle: int, /) -> None:
         """Called before the model's ``on_validation_end``."""
+        return None
 
     def on_testing_start(self) -> None:
         """Called before the model's ``on_testing_start``."""
+        return None
 
     def on_testing_end(self) -> None:
         """Called before the model's ``on_testing_end``."""
+        return None
 
     def process_training_batch(self, batch: Any, state: TrainingState, /) -> Any:
         """Return the training batch the model will see (claims ``training_batch``)."""
@@ -229,3 +238,4 @@ class Plugin(PluginProtocol, Protocol):
 
     def load_state_dict(self, state_dict: Mapping[str, Any], /) -> None:
         """Restore what `state_dict` returned."""
+        return None

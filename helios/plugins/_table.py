@@ -77,10 +77,17 @@ def check_plugin(plugin: object) -> None:
     passes (extra optional parameters are fine).
     """
     cls = type(plugin)
+    # Only the trainer-set members may be merely declared: the id, the flags and the hooks
+    # are read at registration, so they must really be there (a `Plugin` subclass that
+    # skipped ``super().__init__`` has no id yet).
     missing = [
         name
         for name in (*DATA_MEMBERS, *TRAINER_SET_MEMBERS, *HOOK_PARAMETERS)
-        if not (_declares(cls, name) or name in getattr(plugin, "__dict__", {}))
+        if not (
+            _declares(cls, name) or name in getattr(plugin, "__dict__", {})
+            if name in TRAINER_SET_MEMBERS
+            else hasattr(plugin, name)
+        )
     ]
     if missing:
         raise TypeError(

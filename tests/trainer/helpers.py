@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import helios.data as hld
 import helios.model as hlm
@@ -48,7 +48,7 @@ class ClassifierModel(hlm.Model):
             self.seen.append(labels.clone())
         loss = torch.nn.functional.cross_entropy(self.net(inputs), labels)
         loss = loss / self.trainer.config.accumulation_steps
-        loss.backward()
+        torch.autograd.backward(loss)
         if self.trainer.is_accumulation_boundary(state):
             self.optimizer.step()
             self.optimizer.zero_grad()
@@ -319,6 +319,19 @@ class StructuralRecordingPlugin:
         pass
 
 
+class Integers(Dataset[int]):
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        return index
+
+
 class IntData(hld.DataModule):
     """Batches of integers 0..size-1 (batch size 1), for order tests."""
 
@@ -328,10 +341,10 @@ class IntData(hld.DataModule):
         self.valid_size = valid_size
 
     def train_dataloader(self) -> DataLoader[Any]:
-        return DataLoader(list(range(self.size)), batch_size=1)
+        return DataLoader(Integers(self.size), batch_size=1)
 
     def valid_dataloader(self) -> DataLoader[Any]:
-        return DataLoader(list(range(self.valid_size)), batch_size=1)
+        return DataLoader(Integers(self.valid_size), batch_size=1)
 
     def test_dataloader(self) -> DataLoader[Any]:
-        return DataLoader(list(range(self.valid_size)), batch_size=1)
+        return DataLoader(Integers(self.valid_size), batch_size=1)
