@@ -85,6 +85,24 @@ class Model:
     def trainer(self, trainer: Trainer) -> None:
         self._trainer = trainer
 
+    def wrap_distributed(self, module: torch.nn.Module, **ddp_options: Any) -> torch.nn.Module:
+        """Wrap ``module`` in `DistributedDataParallel` when the run is distributed.
+
+        Call it in `setup` after moving the network to `device`, and keep the result: in a
+        single process it is ``module`` itself. Reach the plain network of a wrapped one
+        through its ``.module`` attribute (for example to save its state).
+
+        Args:
+            module: The network, already on `device`.
+            **ddp_options: Passed on to `DistributedDataParallel`.
+        """
+        if not self.is_distributed:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = None if self.device.type == "cpu" else [self.device]
+        return DistributedDataParallel(module, device_ids=device_ids, **ddp_options)
+
     # -- set-up and state -------------------------------------------------------------
 
     def setup(self, fast_init: bool = False) -> None:

@@ -7,12 +7,13 @@ input alone. Transforms compose left to right with `compose`; `identity` is the 
 from __future__ import annotations
 
 import collections
+import operator
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar
 
 import torch
 
-from helios.core._tree import tree_map
+from helios.core._tree import _apply, _mapper, tree_map
 
 __all__ = [
     "BatchTransform",
@@ -112,35 +113,52 @@ def compose(*fns: Callable[[B], B]) -> Callable[[B], B]:
 
 def _default_non_blocking(tensor: torch.Tensor, device: torch.device) -> bool:
     # An asynchronous copy is only safe and useful from pinned host memory to a GPU.
-    return device.type == "cuda" and tensor.device.type == "cpu" and tensor.is_pinned()
+    return device.type == "cuda" and tensor.is_cpu and tensor.is_pinned()
+
+
+# ``tensor.is_<type>`` answers ``tensor.device.type == <type>`` several times faster than
+# building the device object and reading its ``type``.
+_DEVICE_TYPE_FLAGS: Final = {
+    "cpu": "is_cpu",
+    "cuda": "is_cuda",
+    "meta": "is_meta",
+    "mps": "is_mps",
+    "xpu": "is_xpu",
+}
+
+
+def _already_on(device: torch.device) -> Callable[[torch.Tensor], bool]:
+    """Return a test for "this tensor is on ``device`` already" (any index if it has none)."""
+    index: int | None = device.index  # None for "cuda" (torch's stub says int)
+    if index is not None:
+        return lambda tensor: tensor.device == device
+    flag = _DEVICE_TYPE_FLAGS.get(device.type)
+    if flag is not None and hasattr(torch.Tensor, flag):
+        return operator.attrgetter(flag)
+    target_type = device.type
+    return lambda tensor: tensor.device.type == target_type
 
 
 class _ToDevice:
-    __slots__ = ("_move", "device", "non_blocking")
+    __slots__ = ("_map", "_move", "device", "non_blocking")
 
     def __init__(self, device: torch.device, non_blocking: bool | None) -> None:
         self.device = device
         self.non_blocking = non_blocking
         tensor_type = torch.Tensor
-        target_type = device.type
-        target_index = device.index
 
-        if non_blocking is None and target_type == "cpu":
+        if non_blocking is None and device.type == "cpu":
 
             def move(leaf: Any) -> Any:
-                if isinstance(leaf, tensor_type) and leaf.device.type != "cpu":
+                if isinstance(leaf, tensor_type) and not leaf.is_cpu:
                     return leaf.to(device)
                 return leaf
 
         else:
+            already_on = _already_on(device)
 
             def move(leaf: Any) -> Any:
-                if not isinstance(leaf, tensor_type):
-                    return leaf
-                current = leaf.device
-                if current.type == target_type and (
-                    target_index is None or current.index == target_index
-                ):
+                if not isinstance(leaf, tensor_type) or already_on(leaf):
                     return leaf
                 blocking = (
                     _default_non_blocking(leaf, device) if non_blocking is None else non_blocking
@@ -148,12 +166,18 @@ class _ToDevice:
                 return leaf.to(device, non_blocking=blocking)
 
         self._move = move
+        # The traversal is built once here rather than by `tree_map` on every call.
+        self._map = _mapper(move)
 
     def __call__(self, batch: B, /) -> B:
-        return tree_map(self._move, batch)
+        return _apply(self._map, batch)
 
     def __repr__(self) -> str:
         return f"to_device({str(self.device)!r})"
+
+    def __reduce__(self) -> tuple[type[_ToDevice], tuple[torch.device, bool | None]]:
+        # Rebuilt from its arguments: the closure inside cannot be pickled (spawned workers).
+        return (_ToDevice, (self.device, self.non_blocking))
 
 
 def to_device(device: torch.device | str, non_blocking: bool | None = None) -> TreeTransform:
@@ -240,7 +264,7 @@ class _SelectKeys:
         missing = [key for key in self.keys if key not in batch]
         if missing:
             raise KeyError(
-                f"select_keys: the batch has no key(s) {sorted(map(repr, missing))}; "
+                f"select_keys: the batch has no key(s) {', '.join(sorted(map(repr, missing)))}; "
                 f"its keys are {list(batch)}"
             )
         return _rebuild_mapping(batch, [(k, v) for k, v in batch.items() if k in self.keys])
@@ -300,6 +324,9 @@ class _Cast:
 
     def __repr__(self) -> str:
         return f"cast({self.dtype})"
+
+    def __reduce__(self) -> tuple[type[_Cast], tuple[torch.dtype]]:
+        return (_Cast, (self.dtype,))
 
 
 def cast(dtype: torch.dtype) -> TreeTransform:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import copyreg
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,72 +32,153 @@ Flatten = Callable[[Any], tuple[Sequence[Any], Any]]
 #: ``unflatten(aux, children) -> obj``, the inverse of `Flatten`.
 Unflatten = Callable[[Any, Sequence[Any]], Any]
 
-# A handler rebuilds one container from its children mapped through ``rec``.
-_Handler = Callable[[Any, Callable[[Any], Any]], Any]
+# A handler rebuilds one container: ``handler(node, fn, rec)`` maps each child ``c`` as
+# ``fn(c) if type(c) in _leaf_types else rec(c)`` (the caller may pass ``rec`` for both)
+# and builds the new container. Testing a child's leaf-ness inline, rather than calling
+# ``rec`` on every child, saves a recursive call per leaf.
+_Handler = Callable[[Any, Callable[[Any], Any], Callable[[Any], Any]], Any]
+_Fn = Callable[[Any], Any]
 
 
 class TreeCycleError(ValueError):
     """Raised when a tree contains a container that (indirectly) contains itself."""
 
 
-def _map_list(node: list[Any], rec: Callable[[Any], Any]) -> list[Any]:
-    return [rec(child) for child in node]
+def _map_list(node: list[Any], fn: _Fn, rec: _Fn) -> list[Any]:
+    return [fn(c) if type(c) in _leaf_types else rec(c) for c in node]
 
 
-def _map_tuple(node: tuple[Any, ...], rec: Callable[[Any], Any]) -> tuple[Any, ...]:
-    return tuple([rec(child) for child in node])
+def _map_tuple(node: tuple[Any, ...], fn: _Fn, rec: _Fn) -> tuple[Any, ...]:
+    return tuple([fn(c) if type(c) in _leaf_types else rec(c) for c in node])
 
 
-def _map_dict(node: dict[Any, Any], rec: Callable[[Any], Any]) -> dict[Any, Any]:
-    return {key: rec(value) for key, value in node.items()}
+def _map_dict(node: dict[Any, Any], fn: _Fn, rec: _Fn) -> dict[Any, Any]:
+    return {k: fn(v) if type(v) in _leaf_types else rec(v) for k, v in node.items()}
 
 
-def _map_namedtuple(node: tuple[Any, ...], rec: Callable[[Any], Any]) -> tuple[Any, ...]:
-    return type(node)(*[rec(child) for child in node])
+def _map_namedtuple(node: tuple[Any, ...], fn: _Fn, rec: _Fn) -> tuple[Any, ...]:
+    return type(node)(*[fn(c) if type(c) in _leaf_types else rec(c) for c in node])
 
 
-def _map_sequence_subclass(node: Sequence[Any], rec: Callable[[Any], Any]) -> Sequence[Any]:
-    return type(node)([rec(child) for child in node])  # type: ignore[call-arg]
+def _map_sequence_subclass(node: Sequence[Any], fn: _Fn, rec: _Fn) -> Sequence[Any]:
+    items = [fn(c) if type(c) in _leaf_types else rec(c) for c in node]
+    return type(node)(items)  # type: ignore[call-arg]
 
 
-def _map_deque(node: collections.deque[Any], rec: Callable[[Any], Any]) -> collections.deque[Any]:
-    return type(node)([rec(child) for child in node], maxlen=node.maxlen)
+def _map_deque(node: collections.deque[Any], fn: _Fn, rec: _Fn) -> collections.deque[Any]:
+    items = [fn(c) if type(c) in _leaf_types else rec(c) for c in node]
+    return type(node)(items, maxlen=node.maxlen)
 
 
 def _map_defaultdict(
-    node: collections.defaultdict[Any, Any], rec: Callable[[Any], Any]
+    node: collections.defaultdict[Any, Any], fn: _Fn, rec: _Fn
 ) -> collections.defaultdict[Any, Any]:
     out = type(node)(node.default_factory)
     for key, value in node.items():
-        out[key] = rec(value)
+        out[key] = fn(value) if type(value) in _leaf_types else rec(value)
     return out
 
 
-def _map_mapping(node: Mapping[Any, Any], rec: Callable[[Any], Any]) -> Mapping[Any, Any]:
-    return type(node)({key: rec(value) for key, value in node.items()})  # type: ignore[call-arg]
+def _map_mapping(node: Mapping[Any, Any], fn: _Fn, rec: _Fn) -> Mapping[Any, Any]:
+    items = {k: fn(v) if type(v) in _leaf_types else rec(v) for k, v in node.items()}
+    return type(node)(items)  # type: ignore[call-arg]
 
 
-def _field_handler(names: tuple[str, ...]) -> _Handler:
+def _plain_copy(node: object) -> object:
+    """`copy.copy` for a pure-Python class that customises none of the copy protocol."""
+    out = object.__new__(type(node))
+    state = node.__dict__
+    if state:
+        out.__dict__.update(state)
+    return out
+
+
+def _new_and_setstate(node: Any) -> object:
+    """`copy.copy` for a class whose only copy hooks are ``__getstate__``/``__setstate__``."""
+    cls: Any = type(node)
+    out = cls.__new__(cls)
+    state = node.__getstate__()
+    if state is not None:
+        out.__setstate__(state)
+    return out
+
+
+class _PlainClass:
+    pass
+
+
+_HEAPTYPE: Final = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_PLAIN_BASICSIZE: Final = _PlainClass.__basicsize__
+
+
+def _is_python_class(cls: type) -> bool:
+    # A heap type with no more C-level storage than a bare Python class: its whole state
+    # is in ``__dict__`` (and slots, checked separately).
+    return bool(cls.__flags__ & _HEAPTYPE) and cls.__basicsize__ <= _PLAIN_BASICSIZE
+
+
+def _copier(cls: type) -> Callable[[Any], object]:
+    """Return a function equivalent to `copy.copy` on instances of ``cls``, fast if possible.
+
+    `copy.copy` goes through ``__reduce_ex__`` and `copyreg`, which costs microseconds per
+    record. For a pure-Python class that leaves that machinery alone, ``copy.copy(x)``
+    amounts to ``cls.__new__(cls)`` plus restoring ``x``'s state, which is done directly.
+    Any other class gets `copy.copy` itself.
+    """
+    if (
+        getattr(cls, "__copy__", None) is not None
+        or cls in copyreg.dispatch_table
+        or issubclass(cls, type)
+        or getattr(cls, "__reduce_ex__", None) is not object.__reduce_ex__
+        or getattr(cls, "__reduce__", None) is not object.__reduce__
+        or hasattr(cls, "__getnewargs_ex__")
+        or hasattr(cls, "__getnewargs__")
+    ):
+        return copy.copy
+    custom_getstate = getattr(cls, "__getstate__", None) is not object.__getstate__
+    has_setstate = hasattr(cls, "__setstate__")
+    if custom_getstate and has_setstate:
+        # What copy.copy does here: ``cls.__new__(cls)``, then ``__setstate__`` with the
+        # result of ``__getstate__`` unless that is None. (Slotted attrs classes.)
+        return _new_and_setstate
+    if (
+        not custom_getstate
+        and not has_setstate
+        and cls.__new__ is object.__new__
+        and all(
+            _is_python_class(base) and "__slots__" not in vars(base) for base in cls.__mro__[:-1]
+        )
+    ):
+        # What copy.copy does here: ``object.__new__(cls)``, then the instance dict copied
+        # over. (Plain dataclasses, dict-based attrs classes.)
+        return _plain_copy
+    return copy.copy
+
+
+def _field_handler(cls: type, names: tuple[str, ...]) -> _Handler:
     """Rebuild a record (dataclass or attrs class) field by field.
 
     The record is shallow-copied and each field replaced on the copy, so frozen classes,
     ``init=False`` fields and attributes that are not fields all survive, and no
     ``__init__`` / ``__post_init__`` side effect runs twice.
     """
+    copier = _copier(cls)
+    setattr_ = object.__setattr__
 
-    def handler(node: object, rec: Callable[[Any], Any]) -> object:
-        out = copy.copy(node)
+    def handler(node: object, fn: _Fn, rec: _Fn) -> object:
+        out = copier(node)
         for name in names:
-            object.__setattr__(out, name, rec(getattr(node, name)))
+            value = getattr(node, name)
+            setattr_(out, name, fn(value) if type(value) in _leaf_types else rec(value))
         return out
 
     return handler
 
 
 def _registered_handler(flatten: Flatten, unflatten: Unflatten) -> _Handler:
-    def handler(node: object, rec: Callable[[Any], Any]) -> object:
+    def handler(node: object, fn: _Fn, rec: _Fn) -> object:
         children, aux = flatten(node)
-        return unflatten(aux, [rec(child) for child in children])
+        return unflatten(aux, [fn(c) if type(c) in _leaf_types else rec(c) for c in children])
 
     return handler
 
@@ -120,6 +202,9 @@ _BUILTIN_HANDLERS: Final[dict[type, _Handler | None]] = {
 
 _registered: dict[type, _Handler] = {}
 _handlers: dict[type, _Handler | None] = dict(_BUILTIN_HANDLERS)
+# The types cached as leaves in `_handlers`, as a set so the traversal can test a child
+# with one ``in`` instead of a call. Always updated together with `_handlers`.
+_leaf_types: set[type] = {cls for cls, handler in _BUILTIN_HANDLERS.items() if handler is None}
 _lock = threading.Lock()
 _UNRESOLVED: Final = object()
 
@@ -129,6 +214,8 @@ def _resolve(cls: type) -> _Handler | None:
     handler = _classify(cls)
     with _lock:
         _handlers[cls] = handler
+        if handler is None:
+            _leaf_types.add(cls)
     return handler
 
 
@@ -149,9 +236,9 @@ def _classify(cls: type) -> _Handler | None:
     if issubclass(cls, Mapping):
         return _map_mapping
     if dataclasses.is_dataclass(cls):
-        return _field_handler(tuple(field.name for field in dataclasses.fields(cls)))
+        return _field_handler(cls, tuple(field.name for field in dataclasses.fields(cls)))
     if attrs.has(cls):
-        return _field_handler(tuple(field.name for field in attrs.fields(cls)))
+        return _field_handler(cls, tuple(field.name for field in attrs.fields(cls)))
     return None
 
 
@@ -187,6 +274,85 @@ def register_container(cls: type[T], flatten: Flatten, unflatten: Unflatten) -> 
         # Cached decisions about subclasses (or about ``cls`` as a leaf) are now stale.
         _handlers.clear()
         _handlers.update(_BUILTIN_HANDLERS)
+        _leaf_types.clear()
+        _leaf_types.update(cls for cls, handler in _BUILTIN_HANDLERS.items() if handler is None)
+
+
+def _mapper(fn: _Fn) -> _Fn:
+    """Return ``rec(tree)``: `tree_map` of ``fn`` with no ``is_leaf``, minus cycle reporting.
+
+    This is the hot path. Lists, tuples and dicts, the bulk of most batches, are rebuilt
+    inline, and every container's children are mapped by one comprehension that hands a
+    child of a cached leaf type straight to ``fn``: a leaf costs a set lookup and the call
+    to ``fn``, with no recursive call or handler lookup of its own.
+    """
+    leaf_types = _leaf_types
+    get = _handlers.get
+    unresolved = _UNRESOLVED
+
+    def rec(node: Any) -> Any:
+        cls = type(node)
+        if cls is list:
+            return [fn(child) if type(child) in leaf_types else rec(child) for child in node]
+        if cls is dict:
+            return {
+                key: fn(value) if type(value) in leaf_types else rec(value)
+                for key, value in node.items()
+            }
+        if cls is tuple:
+            return tuple(
+                [fn(child) if type(child) in leaf_types else rec(child) for child in node]
+            )
+        handler = get(cls, unresolved)
+        if handler is unresolved:
+            handler = _resolve(cls)
+        if handler is None:
+            return fn(node)
+        return handler(node, fn, rec)  # type: ignore[operator]
+
+    return rec
+
+
+def _mapper_with_leaf_test(fn: _Fn, is_leaf: Callable[[Any], bool]) -> _Fn:
+    """`_mapper` for a call with ``is_leaf``, which must see every node, leaves included."""
+    get = _handlers.get
+    unresolved = _UNRESOLVED
+
+    def rec(node: Any) -> Any:
+        if is_leaf(node):
+            return fn(node)
+        handler = get(type(node), unresolved)
+        if handler is unresolved:
+            handler = _resolve(type(node))
+        if handler is None:
+            return fn(node)
+        # ``rec`` for leaves too, so that ``is_leaf`` sees every child.
+        return handler(node, rec, rec)  # type: ignore[operator]
+
+    return rec
+
+
+def _cycle_error(tree: object, is_leaf: Callable[[Any], bool] | None) -> TreeCycleError | None:
+    """After a `RecursionError`: the error to raise instead if ``tree`` has a cycle."""
+    path = _find_cycle(tree, is_leaf)
+    if path is None:
+        return None
+    return TreeCycleError(
+        f"the batch contains a reference cycle: {path}. Batches must be trees; "
+        "break the cycle (or treat that object as a leaf with is_leaf=...) before "
+        "passing it in."
+    )
+
+
+def _apply(rec: _Fn, tree: T) -> T:
+    """``rec(tree)`` for a traversal from `_mapper`, reporting a cycle as `tree_map` does."""
+    try:
+        return rec(tree)  # type: ignore[no-any-return]
+    except RecursionError:
+        error = _cycle_error(tree, None)
+        if error is not None:
+            raise error from None
+        raise
 
 
 def tree_map(
@@ -223,45 +389,13 @@ def tree_map(
         >>> hlc.tree_map(lambda x: x if x is None else x + 1, {"a": [1, 2], "b": (3, None)})
         {'a': [2, 3], 'b': (4, None)}
     """
-    handlers = _handlers
-    get = handlers.get
-    unresolved = _UNRESOLVED
-
-    if is_leaf is None:
-
-        def rec(node: Any) -> Any:
-            handler = get(type(node), unresolved)
-            if handler is None:
-                return fn(node)
-            if handler is unresolved:
-                handler = _resolve(type(node))
-                if handler is None:
-                    return fn(node)
-            return handler(node, rec)  # type: ignore[operator]
-
-    else:
-        leaf_test = is_leaf
-
-        def rec(node: Any) -> Any:
-            if leaf_test(node):
-                return fn(node)
-            handler = get(type(node), unresolved)
-            if handler is unresolved:
-                handler = _resolve(type(node))
-            if handler is None:
-                return fn(node)
-            return handler(node, rec)  # type: ignore[operator]
-
+    rec = _mapper(fn) if is_leaf is None else _mapper_with_leaf_test(fn, is_leaf)
     try:
         return rec(tree)  # type: ignore[no-any-return]
     except RecursionError:
-        path = _find_cycle(tree, is_leaf)
-        if path is not None:
-            raise TreeCycleError(
-                f"the batch contains a reference cycle: {path}. Batches must be trees; "
-                "break the cycle (or treat that object as a leaf with is_leaf=...) before "
-                "passing it in."
-            ) from None
+        error = _cycle_error(tree, is_leaf)
+        if error is not None:
+            raise error from None
         raise
 
 
@@ -272,7 +406,7 @@ def _children(node: object, handler: _Handler) -> list[Any]:
         seen.append(child)
         return child
 
-    handler(node, record)
+    handler(node, record, record)
     return seen
 
 

@@ -158,17 +158,18 @@ class Plugin(PluginProtocol, Protocol):
 
     @property
     def trainer(self) -> Trainer:
-        """The trainer the plug-in is registered with.
+        """The trainer the plug-in is registered with, set when ``fit`` / ``test`` starts.
 
         Raises:
-            RuntimeError: before the plug-in has been registered.
+            RuntimeError: before the trainer has set it.
         """
         trainer: Trainer | None = self.__dict__.get("_trainer")
         if trainer is None:
             raise RuntimeError(
                 f"plug-in {self.__dict__.get('_plug_id', type(self).__name__)!r} has no "
-                "trainer yet: register it (plugin.configure_trainer(trainer) or "
-                "trainer.register_plugin(plugin)) first"
+                "trainer yet: the trainer sets it (with device, rank, ...) when fit() or "
+                "test() starts, before calling setup(); register the plug-in first "
+                "(plugin.configure_trainer(trainer) or trainer.register_plugin(plugin))"
             )
         return trainer
 

@@ -7,6 +7,7 @@ processes on the CPU); or the user's script runs under ``torchrun``, which sets 
 
 from __future__ import annotations
 
+import collections
 import datetime
 import os
 import pickle
@@ -16,7 +17,7 @@ import socket
 import time
 import traceback
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import torch
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Context",
+    "ResultQueue",
     "WorkerError",
     "context_from_environment",
     "reduce_metrics",
@@ -46,8 +48,10 @@ __all__ = [
     "spawn",
 ]
 
+T = TypeVar("T")
+
 #: Seconds the parent waits for the other workers to end after one has failed.
-_GRACE = 10.0
+_GRACE = 3.0
 
 
 class WorkerError(RuntimeError):
@@ -56,6 +60,58 @@ class WorkerError(RuntimeError):
     def __init__(self, message: str, rank: int) -> None:
         super().__init__(message)
         self.rank = rank
+
+
+class ResultQueue:
+    """Carries values from the worker processes to the main process.
+
+    Values are pickled by value (tensors are copied, not shared through handles that die
+    with the worker), and the main process keeps draining the pipe while it waits for
+    the workers, so a large value never blocks a worker's exit.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self._queue = context.Queue()
+        self._buffer: collections.deque[bytes] = collections.deque()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_queue": self._queue}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._queue = state["_queue"]
+        self._buffer = collections.deque()
+
+    def put(self, value: object) -> None:
+        """Send ``value`` (picklable) to the main process."""
+        self._queue.put(pickle.dumps(value))
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Receive the next value.
+
+        Raises:
+            queue.Empty: if nothing arrives in ``timeout`` seconds (or at once when
+                ``block`` is false).
+        """
+        if self._buffer:
+            return pickle.loads(self._buffer.popleft())
+        return pickle.loads(self._queue.get(block, timeout))
+
+    def get_nowait(self) -> Any:
+        """`get` without waiting."""
+        return self.get(block=False)
+
+    def empty(self) -> bool:
+        """Whether nothing is waiting (a snapshot; other processes may add values)."""
+        self.drain()
+        return not self._buffer
+
+    def drain(self) -> None:
+        """Move what has arrived from the pipe into this process's buffer."""
+        while True:
+            try:
+                self._buffer.append(self._queue.get_nowait())
+            except queue_module.Empty:
+                return
 
 
 @attrs.frozen
@@ -78,6 +134,14 @@ class Context:
             value = value.cuda()
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
+
+    def gather(self, value: T) -> list[T]:
+        """Every rank's ``value``, in rank order (``[value]`` in a single process)."""
+        if not self.in_process_group:
+            return [value]
+        values: list[Any] = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
 
 
 def context_from_environment() -> Context:
@@ -246,7 +310,8 @@ def spawn(trainer: Trainer, method: str, model: Model, datamodule: DataModule) -
 
     context = mp.get_context("spawn")
     world_size = trainer.world_size
-    trainer.queue = context.Queue()
+    results = ResultQueue(context)
+    trainer.queue = results
     errors = context.Queue()
     port = _free_port()
     processes = [
@@ -258,27 +323,46 @@ def spawn(trainer: Trainer, method: str, model: Model, datamodule: DataModule) -
         )
         for rank in range(world_size)
     ]
-    for process in processes:
-        process.start()
+    started = []
+    try:
+        for process in processes:
+            process.start()
+            started.append(process)
+    except (AttributeError, TypeError, pickle.PicklingError) as error:
+        _end_all(started)
+        raise TypeError(
+            f"cannot start the worker processes: the trainer, model and data module (and "
+            f"everything they hold, plug-ins included) must be picklable to run in several "
+            f"processes, and their classes importable from a module ({error})"
+        ) from error
     failed: tuple[int, int] | None = None
     while failed is None and any(p.exitcode is None for p in processes):
-        for rank, process in enumerate(processes):
+        results.drain()
+        for process in processes:
             process.join(timeout=0.05)
             if process.exitcode not in (None, 0):
-                failed = (rank, process.exitcode)
+                failed = _root_cause(processes)
                 break
     if failed is None:
-        for rank, process in enumerate(processes):
-            if process.exitcode != 0:
-                failed = (rank, process.exitcode or 0)
-                break
+        failed = _root_cause(processes)
     if failed is not None:
         _end_all(processes)
+    results.drain()
     reports = _drain(errors)
     if failed is None:
         return True
     _raise_failure(trainer, method, failed, reports)
     return False  # pragma: no cover - _raise_failure always raises
+
+
+def _root_cause(processes: list[Any]) -> tuple[int, int] | None:
+    """The rank whose exit explains the failure: one killed by a signal, else the first
+    that exited with an error (ranks that fail later usually echo a broken collective)."""
+    codes = [(rank, p.exitcode) for rank, p in enumerate(processes) if p.exitcode not in (None, 0)]
+    for rank, code in codes:
+        if code < 0:
+            return rank, code
+    return codes[0] if codes else None
 
 
 def _end_all(processes: list[Any]) -> None:
@@ -312,7 +396,17 @@ def _raise_failure(
     reports: list[tuple[int, str, str, str, bytes | None]],
 ) -> None:
     rank, exitcode = failed
-    # Prefer the first real exception; the others are usually its echo (broken collectives).
+    if exitcode < 0:
+        try:
+            cause = signal.Signals(-exitcode).name
+        except ValueError:
+            cause = f"signal {-exitcode}"
+        echoes = "".join(
+            f"\n\nrank {r} then failed with {name}: {message}"
+            for r, name, message, _, _ in reports
+        )
+        raise WorkerError(f"{method} failed: rank {rank} was killed by {cause}{echoes}", rank)
+    # Prefer the failed rank's exception; the others are usually its echo.
     reports.sort(key=lambda report: (report[0] != rank, report[0]))
     passthrough = tuple(trainer.train_exceptions if method == "fit" else trainer.test_exceptions)
     for report_rank, name, message, worker_traceback, payload in reports:
@@ -332,10 +426,10 @@ def _raise_failure(
         if isinstance(original, BaseException):
             raise error from original
         raise error
-    if exitcode < 0:
-        try:
-            cause = signal.Signals(-exitcode).name
-        except ValueError:
-            cause = f"signal {-exitcode}"
-        raise WorkerError(f"{method} failed: rank {rank} was killed by {cause}", rank)
-    raise WorkerError(f"{method} failed: rank {rank} exited with code {exitcode}", rank)
+    raise WorkerError(
+        f"{method} failed: rank {rank} exited with code {exitcode} before it could report an "
+        "exception (see its output above). A worker that dies while starting often means the "
+        "script that calls fit lacks an `if __name__ == '__main__':` guard, or the model or "
+        "data module class cannot be imported by the worker.",
+        rank,
+    )

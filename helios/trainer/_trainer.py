@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import multiprocessing.queues
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -207,7 +206,7 @@ class Trainer:
         self._plugins = PluginTable()
         #: Carries values from rank 0 to the main process; set by `fit` when it spawns
         #: worker processes, ``None`` otherwise.
-        self.queue: multiprocessing.queues.Queue[Any] | None = None
+        self.queue: dist_support.ResultQueue | None = None
         self._context = dist_support.context_from_environment()
         self.state = TrainingState()
 
@@ -446,9 +445,16 @@ class Trainer:
                 plugin.load_state_dict(saved_plugins[plugin.plug_id])
         state = training_state_of(content)
         logger.info("resuming %s from %s", model.save_name, newest)
-        return attrs.evolve(state, running_iter=0, average_iter_time=0.0), content["rng"]
+        rng_states = content["rng"]
+        if not isinstance(rng_states, list) or not rng_states:
+            raise CheckpointError(f"checkpoint {newest} has no random-generator states")
+        # Each rank continues its own random stream (a smaller run reuses rank 0's).
+        rng = rng_states[self.rank] if self.rank < len(rng_states) else rng_states[0]
+        return attrs.evolve(state, running_iter=0, average_iter_time=0.0), rng
 
     def _save(self, model: Model, plan: DispatchPlan, state: TrainingState) -> None:
+        # Every rank's generators are kept, so a resumed rank continues its own stream.
+        rng_states = self._context.gather(capture_rng())
         if self.rank != 0:
             return
         folder = self.checkpoint_folder(model)
@@ -458,7 +464,7 @@ class Trainer:
             "training_state": state_to_dict(state),
             "model": model.state_dict(),
             "plugins": {plugin.plug_id: plugin.state_dict() for plugin in plan.plugins},
-            "rng": capture_rng(),
+            "rng": rng_states,
             "data": {"epoch": state.global_epoch, "position": state.dataset_iter},
         }
         save_checkpoint(folder / checkpoint_name(state), content)
@@ -478,7 +484,7 @@ class Trainer:
         # Both are asked every time: a stop request is never skipped by a short-circuit.
         from_plugin = plan.should_stop()
         from_model = model.should_training_stop()
-        return self._context.any(from_plugin or from_model)
+        return from_plugin or from_model
 
     def _train(
         self,
@@ -491,6 +497,10 @@ class Trainer:
     ) -> None:
         config = self._config
         process = plan.training_batch
+        # One collective per batch only when some party can ask to stop mid-epoch.
+        may_stop = plan.has_stop_plugin or (
+            type(model).should_training_stop is not Model.should_training_stop
+        )
         progress = Progress(self, state) if self.enable_progress_bar and self.rank == 0 else None
         self.state = state
 
@@ -529,6 +539,8 @@ class Trainer:
                 if progress is not None:
                     progress.batch(state, model, outcome.stepped)
                 stop = self._ask_stop(model, plan)
+                if may_stop:
+                    stop = self._context.any(stop)
                 if outcome.should_validate and valid_loader is not None:
                     state, stop_now = self._validate(model, plan, valid_loader, state, progress)
                     stop = stop or stop_now
@@ -590,8 +602,8 @@ class Trainer:
         outcome = after_validation(state, self._config, model.have_metrics_improved())
         self.state = outcome.state
         # The observe-after-model point: the model's metrics for this cycle are final.
-        stop = self._ask_stop(model, plan)
-        return outcome.state, self._context.any(outcome.stop_early) or stop
+        stop = self._ask_stop(model, plan) or outcome.stop_early
+        return outcome.state, self._context.any(stop)
 
     def _log_progress(self, model: Model, state: TrainingState) -> None:
         if self.rank != 0:

@@ -20,18 +20,25 @@ Events = list[tuple[str, str]]
 class ClassifierModel(hlm.Model):
     """A small classifier with dropout (so RNG state matters for exact resumption)."""
 
-    def __init__(self, save_name: str = "classifier", *, lr: float = 0.1) -> None:
+    def __init__(
+        self, save_name: str = "classifier", *, lr: float = 0.1, dropout: float = 0.2
+    ) -> None:
         super().__init__(save_name)
         self.lr = lr
+        self.dropout = dropout
         self.losses: list[float] = []
         self.seen: list[torch.Tensor] = []
         self.record_batches = False
 
     def setup(self, fast_init: bool = False) -> None:
         torch.manual_seed(1234)
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(16, 3)
+        self.plain_net = torch.nn.Sequential(
+            torch.nn.Linear(8, 16),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(self.dropout),
+            torch.nn.Linear(16, 3),
         ).to(self.device)
+        self.net = self.wrap_distributed(self.plain_net)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=self.lr, momentum=0.9)
         self.correct = 0
         self.total = 0
@@ -71,10 +78,10 @@ class ClassifierModel(hlm.Model):
         return self.losses[-1] if self.losses else None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"net": self.plain_net.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any], fast_init: bool = False) -> None:
-        self.net.load_state_dict(state_dict["net"])
+        self.plain_net.load_state_dict(state_dict["net"])
         if not fast_init:
             self.optimizer.load_state_dict(state_dict["optimizer"])
 
@@ -112,7 +119,65 @@ class ClassifierData(hld.DataModule):
 
 
 def weights(model: ClassifierModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.net.state_dict().items()}
+    return {k: v.detach().clone() for k, v in model.plain_net.state_dict().items()}
+
+
+class ReportingClassifier(ClassifierModel):
+    """Sends what a distributed run produced to the main process through the queue.
+
+    ``stop_rank`` / ``stop_at``: that rank alone asks to stop after that many batches.
+    ``fail_rank`` / ``fail_at``: that rank raises (or, with ``kill``, SIGKILLs itself).
+    """
+
+    def __init__(
+        self,
+        save_name: str = "reporting",
+        *,
+        dropout: float = 0.0,
+        every_rank: bool = False,
+        stop_rank: int | None = None,
+        stop_at: int = 0,
+        fail_rank: int | None = None,
+        fail_at: int = 0,
+        kill: bool = False,
+    ) -> None:
+        super().__init__(save_name, dropout=dropout)
+        self.every_rank = every_rank
+        self.stop_rank = stop_rank
+        self.stop_at = stop_at
+        self.fail_rank = fail_rank
+        self.fail_at = fail_at
+        self.kill = kill
+        self.batches = 0
+
+    def train_step(self, batch: Any, state: TrainingState) -> None:
+        self.batches += 1
+        if self.rank == self.fail_rank and state.global_iteration >= self.fail_at:
+            if self.kill:
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError(f"rank {self.rank} failed on purpose")
+        super().train_step(batch, state)
+
+    def should_training_stop(self) -> bool:
+        return self.rank == self.stop_rank and self.batches >= self.stop_at
+
+    def on_training_end(self) -> None:
+        queue = self.trainer.queue
+        if queue is not None and (self.rank == 0 or self.every_rank):
+            state = self.trainer.state
+            queue.put(
+                {
+                    "rank": self.rank,
+                    "weights": weights(self),
+                    "global_iteration": state.global_iteration,
+                    "batches": self.batches,
+                    "world_size": self.trainer.world_size,
+                    "device": str(self.device),
+                }
+            )
 
 
 # -- hook recording -------------------------------------------------------------------
