@@ -16,7 +16,8 @@ from tests.trainer.helpers import ClassifierData, ReportingClassifier, weights
 
 def main(out: str, steps: int) -> None:
     trainer = hlt.Trainer(train_unit="iteration", total_steps=steps, use_cpu=True, random_seed=2)
-    assert trainer.is_distributed and trainer.queue is None
+    assert trainer.is_distributed
+    assert trainer.queue is None
     model = ReportingClassifier("torchrun")
     data = ClassifierData(size=64, batch_size=4, plain=True)
     assert trainer.fit(model, data) is True

@@ -52,7 +52,7 @@ def test_spawned_ranks_match_single_process_and_use_the_queue() -> None:
     trainer = two_ranks()
     plugin = hlp.DevicePlugin()
     plugin.configure_trainer(trainer)
-    assert trainer.queue is None
+    assert two_ranks().queue is None  # created by fit when it spawns
     assert trainer.fit(ReportingClassifier(), ClassifierData(64, 4, plain=True)) is True
     assert trainer.queue is not None
     result = trainer.queue.get(timeout=30)
