@@ -9,11 +9,11 @@ from __future__ import annotations
 import collections
 import operator
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Final, Protocol, Self, TypeVar
+from typing import Any, Final, Protocol, Self, TypeVar, overload
 
 import torch
 
-from helios.core._tree import _apply, _mapper, tree_map
+from helios.core._tree import _leaf_types, _mapper, _mapper_keeping, _raise_if_cycle, tree_map
 
 __all__ = [
     "BatchTransform",
@@ -72,7 +72,13 @@ class _Composed:
         return f"compose({', '.join(map(repr, self.fns))})"
 
 
-def compose(*fns: Callable[[B], B]) -> Callable[[B], B]:
+@overload
+def compose() -> TreeTransform: ...
+@overload
+def compose(*fns: Callable[[B], B]) -> Callable[[B], B]: ...
+
+
+def compose(*fns: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """Compose transforms left to right: ``compose(f, g)(x) == g(f(x))``.
 
     With no arguments the result is `identity`; with one it is that function. Composition
@@ -116,6 +122,8 @@ def _default_non_blocking(tensor: torch.Tensor, device: torch.device) -> bool:
     return device.type == "cuda" and tensor.is_cpu and tensor.is_pinned()
 
 
+_TENSOR: Final = torch.Tensor
+
 # ``tensor.is_<type>`` answers ``tensor.device.type == <type>`` several times faster than
 # building the device object and reading its ``type``.
 _DEVICE_TYPE_FLAGS: Final = {
@@ -140,12 +148,13 @@ def _already_on(device: torch.device) -> Callable[[torch.Tensor], bool]:
 
 
 class _ToDevice:
-    __slots__ = ("_map", "_move", "device", "non_blocking")
+    __slots__ = ("_keeping", "_plain", "device", "non_blocking")
 
     def __init__(self, device: torch.device, non_blocking: bool | None) -> None:
         self.device = device
         self.non_blocking = non_blocking
         tensor_type = torch.Tensor
+        already_on = _already_on(device)
 
         if non_blocking is None and device.type == "cpu":
 
@@ -155,7 +164,6 @@ class _ToDevice:
                 return leaf
 
         else:
-            already_on = _already_on(device)
 
             def move(leaf: Any) -> Any:
                 if not isinstance(leaf, tensor_type) or already_on(leaf):
@@ -165,12 +173,21 @@ class _ToDevice:
                 )
                 return leaf.to(device, non_blocking=blocking)
 
-        self._move = move
-        # The traversal is built once here rather than by `tree_map` on every call.
-        self._map = _mapper(move)
+        # The traversals are built once rather than by `tree_map` on every call. The
+        # ``keeping`` one skips the call to ``move`` for a tensor already on ``device``
+        # (a C-level check instead); it is used whenever tensors are leaves, i.e. unless
+        # someone registered ``torch.Tensor`` as a container.
+        self._plain = _mapper(move)
+        self._keeping = _mapper_keeping(move, tensor_type, already_on)
 
     def __call__(self, batch: B, /) -> B:
-        return _apply(self._map, batch)
+        try:
+            if _TENSOR in _leaf_types:
+                return self._keeping(batch)  # type: ignore[no-any-return]
+            return self._plain(batch)  # type: ignore[no-any-return]
+        except RecursionError:
+            _raise_if_cycle(batch)
+            raise
 
     def __repr__(self) -> str:
         return f"to_device({str(self.device)!r})"
@@ -284,7 +301,8 @@ class _DropKeys:
 def select_keys(*keys: Hashable) -> _SelectKeys:
     """Return a transform that keeps only ``keys`` of a mapping batch, in the batch's order.
 
-    The result has the batch's mapping type. A missing key raises `KeyError`.
+    The result has the batch's mapping type. A missing key raises `KeyError`; a batch that
+    is not a mapping raises `TypeError`.
 
     Examples:
         >>> import helios.core as hlc
@@ -296,6 +314,9 @@ def select_keys(*keys: Hashable) -> _SelectKeys:
 
 def drop_keys(*keys: Hashable) -> _DropKeys:
     """Return a transform that removes ``keys`` (those present) from a mapping batch.
+
+    The result has the batch's mapping type; a batch that is not a mapping raises
+    `TypeError`.
 
     Examples:
         >>> import helios.core as hlc

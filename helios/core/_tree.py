@@ -332,27 +332,82 @@ def _mapper_with_leaf_test(fn: _Fn, is_leaf: Callable[[Any], bool]) -> _Fn:
     return rec
 
 
-def _cycle_error(tree: object, is_leaf: Callable[[Any], bool] | None) -> TreeCycleError | None:
-    """After a `RecursionError`: the error to raise instead if ``tree`` has a cycle."""
+def _raise_if_cycle(tree: object, is_leaf: Callable[[Any], bool] | None = None) -> None:
+    """After a `RecursionError` from a traversal: raise `TreeCycleError` if ``tree`` has a
+    reference cycle (the caller re-raises the `RecursionError` otherwise)."""
     path = _find_cycle(tree, is_leaf)
-    if path is None:
-        return None
-    return TreeCycleError(
-        f"the batch contains a reference cycle: {path}. Batches must be trees; "
-        "break the cycle (or treat that object as a leaf with is_leaf=...) before "
-        "passing it in."
-    )
+    if path is not None:
+        raise TreeCycleError(
+            f"the batch contains a reference cycle: {path}. Batches must be trees; "
+            "break the cycle (or treat that object as a leaf with is_leaf=...) before "
+            "passing it in."
+        ) from None
 
 
-def _apply(rec: _Fn, tree: T) -> T:
-    """``rec(tree)`` for a traversal from `_mapper`, reporting a cycle as `tree_map` does."""
-    try:
-        return rec(tree)  # type: ignore[no-any-return]
-    except RecursionError:
-        error = _cycle_error(tree, None)
-        if error is not None:
-            raise error from None
-        raise
+def _mapper_keeping(fn: _Fn, keep_type: type, keep: Callable[[Any], bool]) -> _Fn:
+    """`_mapper` for an ``fn`` that returns some leaves unchanged.
+
+    A child of exactly ``keep_type`` for which ``keep(child)`` holds is kept as it is,
+    without calling ``fn``; ``fn`` must return such a leaf unchanged. With ``keep`` a
+    C-level test (an `operator.attrgetter`) this saves a Python call per such leaf, e.g.
+    per tensor already on the target device. Valid only while ``keep_type`` is a leaf
+    type (``keep_type in _leaf_types``), which the caller checks on every call.
+    """
+    leaf_types = _leaf_types
+    get = _handlers.get
+    unresolved = _UNRESOLVED
+    namedtuple_handler = _map_namedtuple
+
+    def rec(node: Any) -> Any:
+        cls = type(node)
+        if cls is list:
+            return [
+                c
+                if type(c) is keep_type and keep(c)
+                else fn(c)
+                if type(c) in leaf_types
+                else rec(c)
+                for c in node
+            ]
+        if cls is dict:
+            return {
+                k: v
+                if type(v) is keep_type and keep(v)
+                else fn(v)
+                if type(v) in leaf_types
+                else rec(v)
+                for k, v in node.items()
+            }
+        if cls is tuple:
+            return tuple(
+                [
+                    c
+                    if type(c) is keep_type and keep(c)
+                    else fn(c)
+                    if type(c) in leaf_types
+                    else rec(c)
+                    for c in node
+                ]
+            )
+        handler = get(cls, unresolved)
+        if handler is unresolved:
+            handler = _resolve(cls)
+        if handler is None:
+            return fn(node)
+        if handler is namedtuple_handler:
+            return cls(
+                *[
+                    c
+                    if type(c) is keep_type and keep(c)
+                    else fn(c)
+                    if type(c) in leaf_types
+                    else rec(c)
+                    for c in node
+                ]
+            )
+        return handler(node, fn, rec)  # type: ignore[operator]
+
+    return rec
 
 
 def tree_map(
@@ -393,9 +448,7 @@ def tree_map(
     try:
         return rec(tree)  # type: ignore[no-any-return]
     except RecursionError:
-        error = _cycle_error(tree, is_leaf)
-        if error is not None:
-            raise error from None
+        _raise_if_cycle(tree, is_leaf)
         raise
 
 

@@ -26,8 +26,10 @@ from helios.plugins._plugin import StopHook as StopHook
 from helios.plugins._plugin import UniquePluginOverrides as UniquePluginOverrides
 from helios.plugins._table import PluginTable as PluginTable
 from helios.plugins._table import check_plugin as check_plugin
+from helios.plugins._table import decides_stop_at_validation as decides_stop_at_validation
 from helios.plugins._table import pass_through as pass_through
 from helios.plugins._table import register_plugin as register_plugin
+from helios.plugins._table import stop_decided_at_validation as stop_decided_at_validation
 
 __all__ = [
     "OVERRIDE_FLAGS",
@@ -51,11 +53,13 @@ __all__ = [
     "check_plugin",
     "compose",
     "create_plugin",
+    "decides_stop_at_validation",
     "drop_keys",
     "identity",
     "pass_through",
     "register_plugin",
     "select_keys",
+    "stop_decided_at_validation",
     "take",
     "to_device",
 ]

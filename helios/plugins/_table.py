@@ -14,7 +14,14 @@ from helios.plugins._plugin import (
     UniquePluginOverrides,
 )
 
-__all__ = ["PluginTable", "check_plugin", "pass_through", "register_plugin"]
+__all__ = [
+    "PluginTable",
+    "check_plugin",
+    "decides_stop_at_validation",
+    "pass_through",
+    "register_plugin",
+    "stop_decided_at_validation",
+]
 
 P = TypeVar("P")
 F = TypeVar("F", bound=Callable[..., object])
@@ -43,12 +50,29 @@ DATA_MEMBERS: Final = ("plug_id", "unique_overrides")
 TRAINER_SET_MEMBERS: Final = ("trainer", "device", "rank", "is_distributed", "map_loc")
 
 _PASS_THROUGH: Final = "__helios_pass_through__"
+_AT_VALIDATION: Final = "__helios_stop_decided_at_validation__"
 
 
 def pass_through(fn: F) -> F:
     """Mark a batch or stop hook as harmless to leave unclaimed (no warning is raised)."""
     setattr(fn, _PASS_THROUGH, True)
     return fn
+
+
+def stop_decided_at_validation(fn: F) -> F:
+    """Mark a ``should_training_stop`` whose answer changes only after validation cycles.
+
+    Its answer after a training batch repeats the one given after the last validation,
+    so in distributed runs the trainer needs no collective per batch to keep the ranks
+    in step: one per validation cycle suffices.
+    """
+    setattr(fn, _AT_VALIDATION, True)
+    return fn
+
+
+def decides_stop_at_validation(hook: Callable[[], bool]) -> bool:
+    """Whether ``hook`` was marked with `stop_decided_at_validation`."""
+    return bool(getattr(hook, _AT_VALIDATION, False))
 
 
 for _hook in OVERRIDE_FLAGS.values():

@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from helios.core import TrainingState
-from helios.plugins import PluginProtocol, PluginTable
+from helios.plugins import PluginProtocol, PluginTable, decides_stop_at_validation
 
 __all__ = ["DispatchPlan"]
 
@@ -30,8 +30,8 @@ class DispatchPlan:
     validation_batch: Callable[[Any, int], Any]
     testing_batch: Callable[[Any, int], Any]
     should_stop: Callable[[], bool]
-    #: Whether any plug-in claimed ``should_training_stop``.
-    has_stop_plugin: bool
+    #: A plug-in claimed ``should_training_stop`` and may answer yes after any batch.
+    stops_per_batch: bool
 
     @classmethod
     def build(cls, table: PluginTable) -> DispatchPlan:
@@ -50,5 +50,6 @@ class DispatchPlan:
             ),
             testing_batch=_keep_batch if test_batch is None else test_batch.process_testing_batch,
             should_stop=_never if stopper is None else stopper.should_training_stop,
-            has_stop_plugin=stopper is not None,
+            stops_per_batch=stopper is not None
+            and not decides_stop_at_validation(stopper.should_training_stop),
         )

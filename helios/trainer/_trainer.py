@@ -209,6 +209,8 @@ class Trainer:
         self.queue: dist_support.ResultQueue | None = None
         self._context = dist_support.context_from_environment()
         self.state = TrainingState()
+        #: The model of the current (or last) `fit` / `test`.
+        self.model: Model | None = None
 
     # -- configuration ------------------------------------------------------------------
 
@@ -231,6 +233,7 @@ class Trainer:
             ValueError: if it claims a unique override already claimed.
         """
         self._plugins = register_plugin(self._plugins, plugin)
+        plugin.trainer = self
 
     def plugin(self, plug_id: str, cls: type[P]) -> P:
         """The plug-in ``plug_id``, checked to be a ``cls`` (typed lookup)."""
@@ -353,6 +356,7 @@ class Trainer:
                 f"datamodule must be a helios.data.DataModule, got {type(datamodule).__name__}"
             )
         self._seed_and_determinism()
+        self.model = model
         model.trainer = self
         model.device = self.device
         model.rank = self.rank
@@ -498,7 +502,7 @@ class Trainer:
         config = self._config
         process = plan.training_batch
         # One collective per batch only when some party can ask to stop mid-epoch.
-        may_stop = plan.has_stop_plugin or (
+        may_stop = plan.stops_per_batch or (
             type(model).should_training_stop is not Model.should_training_stop
         )
         progress = Progress(self, state) if self.enable_progress_bar and self.rank == 0 else None
