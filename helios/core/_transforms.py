@@ -228,6 +228,8 @@ class _Take:
     def __init__(self, n: int) -> None:
         self.n = n
 
+    # Typed as keeping the batch's type, which holds for lists, tensors and variable-length
+    # tuples; a fixed-length or named tuple comes back as a plain, shorter tuple.
     def __call__(self, batch: S, /) -> S:
         return batch[: self.n]
 

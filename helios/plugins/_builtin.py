@@ -9,7 +9,7 @@ import torch
 
 from helios.core import Registry, TrainingState, TreeTransform, to_device
 from helios.plugins._plugin import Plugin
-from helios.plugins._table import check_plugin, pass_through
+from helios.plugins._table import HOOK_PARAMETERS, check_plugin, pass_through
 
 if TYPE_CHECKING:
     from helios.trainer import Trainer
@@ -22,14 +22,8 @@ B = TypeVar("B")
 def _check_plugin_class(factory: object) -> None:
     if not isinstance(factory, type):
         raise TypeError(f"only plug-in classes can be registered, got {factory!r}")
-    missing = [
-        name
-        for name in ("plug_id", "unique_overrides", "process_training_batch", "setup")
-        if not any(
-            name in vars(base) or name in getattr(base, "__annotations__", {})
-            for base in factory.__mro__
-        )
-    ]
+    # Data members may be set in __init__; create_plugin checks the instance in full.
+    missing = [name for name in HOOK_PARAMETERS if not callable(getattr(factory, name, None))]
     if missing:
         raise TypeError(
             f"{factory.__qualname__} is not a plug-in class: it lacks {', '.join(missing)}"
