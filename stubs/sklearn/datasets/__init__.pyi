@@ -2,7 +2,6 @@ from typing import Literal, overload
 
 import numpy as np
 import numpy.typing as npt
-
 from sklearn.utils import Bunch
 
 @overload
