@@ -22,6 +22,7 @@ __all__ = [
     "capture_rng",
     "find_checkpoints",
     "load_checkpoint",
+    "remove_partial_writes",
     "restore_rng",
     "save_checkpoint",
 ]
@@ -95,6 +96,13 @@ def find_checkpoints(folder: Path) -> list[Path]:
         if match and path.is_file():
             found.append((int(match[1]), int(match[2]), path))
     return [path for _, _, path in sorted(found)]
+
+
+def remove_partial_writes(folder: Path) -> None:
+    """Delete temporary files left by writes that were interrupted (a killed process)."""
+    if folder.is_dir():
+        for leftover in folder.glob(".epoch_*.pth.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:

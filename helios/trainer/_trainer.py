@@ -36,6 +36,7 @@ from helios.trainer._checkpoint import (
     capture_rng,
     find_checkpoints,
     load_checkpoint,
+    remove_partial_writes,
     restore_rng,
     save_checkpoint,
     training_state_of,
@@ -431,6 +432,8 @@ class Trainer:
         folder = self.checkpoint_folder(model)
         if folder is None:
             return TrainingState(), None
+        if self.rank == 0:
+            remove_partial_writes(folder)
         found = find_checkpoints(folder)
         if not found:
             return TrainingState(), None
