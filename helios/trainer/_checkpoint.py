@@ -120,6 +120,13 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise CheckpointError(
+            f"could not write checkpoint {path}: {error}. Nothing was written under that "
+            "name and the earlier checkpoints are intact; free disk space (or fix the "
+            "folder's permissions) and resume."
+        ) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
