@@ -13,7 +13,7 @@ from typing import Any, Final, Protocol, Self, TypeVar, overload
 
 import torch
 
-from helios.core._tree import _leaf_types, _mapper, _mapper_keeping, _raise_if_cycle, tree_map
+from helios.core._tree import _mapper, _mapper_keeping, _raise_if_cycle
 
 __all__ = [
     "BatchTransform",
@@ -122,8 +122,6 @@ def _default_non_blocking(tensor: torch.Tensor, device: torch.device) -> bool:
     return device.type == "cuda" and tensor.is_cpu and tensor.is_pinned()
 
 
-_TENSOR: Final = torch.Tensor
-
 # ``tensor.is_<type>`` answers ``tensor.device.type == <type>`` several times faster than
 # building the device object and reading its ``type``.
 _DEVICE_TYPE_FLAGS: Final = {
@@ -148,7 +146,7 @@ def _already_on(device: torch.device) -> Callable[[torch.Tensor], bool]:
 
 
 class _ToDevice:
-    __slots__ = ("_keeping", "_plain", "device", "non_blocking")
+    __slots__ = ("_map", "device", "non_blocking")
 
     def __init__(self, device: torch.device, non_blocking: bool | None) -> None:
         self.device = device
@@ -173,18 +171,14 @@ class _ToDevice:
                 )
                 return leaf.to(device, non_blocking=blocking)
 
-        # The traversals are built once rather than by `tree_map` on every call. The
-        # ``keeping`` one skips the call to ``move`` for a tensor already on ``device``
-        # (a C-level check instead); it is used whenever tensors are leaves, i.e. unless
-        # someone registered ``torch.Tensor`` as a container.
-        self._plain = _mapper(move)
-        self._keeping = _mapper_keeping(move, tensor_type, already_on)
+        # The traversal is built once rather than by `tree_map` on every call, and it
+        # keeps a tensor already on ``device`` with a C-level check instead of a call to
+        # ``move``: this is `tree_map(move, batch)`, only faster.
+        self._map = _mapper_keeping(move, tensor_type, already_on)
 
     def __call__(self, batch: B, /) -> B:
         try:
-            if _TENSOR in _leaf_types:
-                return self._keeping(batch)  # type: ignore[no-any-return]
-            return self._plain(batch)  # type: ignore[no-any-return]
+            return self._map(batch)  # type: ignore[no-any-return]
         except RecursionError:
             _raise_if_cycle(batch)
             raise
@@ -329,21 +323,31 @@ def drop_keys(*keys: Hashable) -> _DropKeys:
 
 
 class _Cast:
-    __slots__ = ("_convert", "dtype")
+    __slots__ = ("_map", "dtype")
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
         tensor_type = torch.Tensor
 
         def convert(leaf: Any) -> Any:
-            if isinstance(leaf, tensor_type) and leaf.is_floating_point():
+            if (
+                isinstance(leaf, tensor_type)
+                and leaf.dtype is not dtype
+                and leaf.is_floating_point()
+            ):
                 return leaf.to(dtype)
             return leaf
 
-        self._convert = convert
+        # Built once: a traversal made per call leaves a self-referencing closure for the
+        # garbage collector on every batch.
+        self._map = _mapper(convert)
 
     def __call__(self, batch: B, /) -> B:
-        return tree_map(self._convert, batch)
+        try:
+            return self._map(batch)  # type: ignore[no-any-return]
+        except RecursionError:
+            _raise_if_cycle(batch)
+            raise
 
     def __repr__(self) -> str:
         return f"cast({self.dtype})"

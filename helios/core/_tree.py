@@ -13,6 +13,7 @@ import copy
 import copyreg
 import dataclasses
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -207,6 +208,11 @@ _handlers: dict[type, _Handler | None] = dict(_BUILTIN_HANDLERS)
 _leaf_types: set[type] = {cls for cls, handler in _BUILTIN_HANDLERS.items() if handler is None}
 _lock = threading.Lock()
 _UNRESOLVED: Final = object()
+# The live `_mapper_keeping` traversals: each one's ``keep_type``, and the function that
+# switches its skipping off (the traversal itself is the weakly held key).
+_keepers: weakref.WeakKeyDictionary[_Fn, tuple[type, Callable[[], None]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _resolve(cls: type) -> _Handler | None:
@@ -276,6 +282,9 @@ def register_container(cls: type[T], flatten: Flatten, unflatten: Unflatten) -> 
         _handlers.update(_BUILTIN_HANDLERS)
         _leaf_types.clear()
         _leaf_types.update(cls for cls, handler in _BUILTIN_HANDLERS.items() if handler is None)
+        for keep_type, stop_skipping in list(_keepers.values()):
+            if cls in keep_type.__mro__:
+                stop_skipping()
 
 
 def _mapper(fn: _Fn) -> _Fn:
@@ -350,41 +359,51 @@ def _mapper_keeping(fn: _Fn, keep_type: type, keep: Callable[[Any], bool]) -> _F
     A child of exactly ``keep_type`` for which ``keep(child)`` holds is kept as it is,
     without calling ``fn``; ``fn`` must return such a leaf unchanged. With ``keep`` a
     C-level test (an `operator.attrgetter`) this saves a Python call per such leaf, e.g.
-    per tensor already on the target device. Valid only while ``keep_type`` is a leaf
-    type (``keep_type in _leaf_types``), which the caller checks on every call.
+    per tensor already on the target device.
+
+    This holds only while ``keep_type`` is a leaf type. Rather than check that on every
+    call, the traversal is listed in `_keepers`, and `register_container` switches the
+    skipping off when a registration makes ``keep_type`` a container; the traversal then
+    behaves exactly as `_mapper`'s.
     """
-    leaf_types = _leaf_types
+    leaf = _leaf_types
     get = _handlers.get
     unresolved = _UNRESOLVED
     namedtuple_handler = _map_namedtuple
+    # The type whose leaves may be kept; None (never a child's type) once switched off.
+    skip: type | None = keep_type
+
+    def stop_skipping() -> None:
+        nonlocal skip
+        skip = None
 
     def rec(node: Any) -> Any:
         cls = type(node)
         if cls is list:
             return [
-                c
-                if type(c) is keep_type and keep(c)
+                (c if keep(c) else fn(c))
+                if type(c) is skip
                 else fn(c)
-                if type(c) in leaf_types
+                if type(c) in leaf
                 else rec(c)
                 for c in node
             ]
         if cls is dict:
             return {
-                k: v
-                if type(v) is keep_type and keep(v)
+                k: (v if keep(v) else fn(v))
+                if type(v) is skip
                 else fn(v)
-                if type(v) in leaf_types
+                if type(v) in leaf
                 else rec(v)
                 for k, v in node.items()
             }
         if cls is tuple:
             return tuple(
                 [
-                    c
-                    if type(c) is keep_type and keep(c)
+                    (c if keep(c) else fn(c))
+                    if type(c) is skip
                     else fn(c)
-                    if type(c) in leaf_types
+                    if type(c) in leaf
                     else rec(c)
                     for c in node
                 ]
@@ -397,16 +416,20 @@ def _mapper_keeping(fn: _Fn, keep_type: type, keep: Callable[[Any], bool]) -> _F
         if handler is namedtuple_handler:
             return cls(
                 *[
-                    c
-                    if type(c) is keep_type and keep(c)
+                    (c if keep(c) else fn(c))
+                    if type(c) is skip
                     else fn(c)
-                    if type(c) in leaf_types
+                    if type(c) in leaf
                     else rec(c)
                     for c in node
                 ]
             )
         return handler(node, fn, rec)  # type: ignore[operator]
 
+    with _lock:
+        if _classify(keep_type) is not None:
+            stop_skipping()
+        _keepers[rec] = (keep_type, stop_skipping)
     return rec
 
 
