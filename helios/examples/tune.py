@@ -23,7 +23,9 @@ Run ``python -m helios.examples.tune`` (``--help`` lists the options). The study
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime
 import functools
 import importlib
 import importlib.util
@@ -34,7 +36,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,9 @@ __all__ = [
 METRIC = "accuracy"
 #: The model's save name before the plug-in appends ``_trial-<n>``.
 SAVE_NAME = "digits"
+#: Seed of the training / validation / test split: fixed, so that every run of a study
+#: (whatever its ``--seed``) tests on images no trial was trained or selected on.
+SPLIT_SEED = 0
 
 # User attributes this example keeps on every trial.
 ATTR_SAVE_NAME = "tune:save_name"  # the checkpoint folder of the trial
@@ -92,12 +97,12 @@ class Options:
     workdir: Path = Path("helios-tune")
     storage: str = ""
     study_name: str = "helios-digits"
-    n_trials: int = 20
+    n_trials: int = 30
     timeout: float | None = None
     workers: int = 1
     procs: int = 1
     seed: int = 0
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 64
     pruner: str = "median"
     plot: bool = False
@@ -105,6 +110,7 @@ class Options:
     grace: int = 0
     max_retry: int = 3
     step_delay: float = 0.0
+    threads: int = 1
 
     @property
     def storage_url(self) -> str:
@@ -146,25 +152,128 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         ),
     )
     add = parser.add_argument
-    add("--workdir", type=Path, default=Options.workdir, help="folder for the study and checkpoints (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--storage", default="", help="Optuna storage URL, e.g. postgresql://user:password@host/db, or journal:PATH for a journal file (default: sqlite:///<workdir>/helios-tune.db)")  # fmt: skip  # noqa: E501
-    add("--study-name", default=Options.study_name, help="study to create or continue (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--n-trials", type=_positive_int, default=Options.n_trials, help="trials to run now, over all workers (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--timeout", type=_seconds, default=None, help="stop starting trials after this many seconds")  # fmt: skip  # noqa: E501
-    add("--workers", type=_positive_int, default=1, help="worker processes sharing the storage (default: 1)")  # fmt: skip  # noqa: E501
-    add("--procs", type=_positive_int, default=1, help="training processes per trial; above 1, each trial trains distributed over gloo CPU processes (default: 1)")  # fmt: skip  # noqa: E501
-    add("--seed", type=int, default=Options.seed, help="seed of the data split, the sampler and training (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--epochs", type=_positive_int, default=Options.epochs, help="epochs of a trial that is not pruned (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--batch-size", type=_positive_int, default=Options.batch_size, help="training batch size (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--pruner", choices=["median", "none"], default=Options.pruner, help="'none' trains every trial to the end, to compare (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--plot", action="store_true", help="write optimisation-history and parameter-importance plots to the workdir (needs matplotlib: pip install -e '.[plot]')")  # fmt: skip  # noqa: E501
-    add("--heartbeat", type=_positive_int, default=Options.heartbeat, help="seconds between a running trial's heartbeats (RDB storages; default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--grace", type=_positive_int, default=None, help="seconds without a heartbeat before a trial counts as dead and is retried (default: 3 x heartbeat)")  # fmt: skip  # noqa: E501
-    add("--max-retry", type=int, default=Options.max_retry, help="times one trial may be retried (default: %(default)s)")  # fmt: skip  # noqa: E501
-    add("--step-delay", type=_seconds, default=0.0, help="sleep this long after every training batch, to slow training down for a demonstration of interrupting and resuming (default: 0)")  # fmt: skip  # noqa: E501
+    add(
+        "--workdir",
+        type=Path,
+        default=Options.workdir,
+        help="folder for the study and checkpoints (default: %(default)s)",
+    )
+    add(
+        "--storage",
+        default="",
+        help=(
+            "Optuna storage URL, e.g. postgresql://user:password@host/db, or journal:PATH "
+            "for a journal file (default: sqlite:///<workdir>/helios-tune.db)"
+        ),
+    )
+    add(
+        "--study-name",
+        default=Options.study_name,
+        help="study to create or continue (default: %(default)s)",
+    )
+    add(
+        "--n-trials",
+        type=_positive_int,
+        default=Options.n_trials,
+        help="trials to run now, over all workers (default: %(default)s)",
+    )
+    add(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        help="stop starting trials after this many seconds",
+    )
+    add(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes sharing the storage (default: 1)",
+    )
+    add(
+        "--procs",
+        type=_positive_int,
+        default=1,
+        help=(
+            "training processes per trial; above 1, each trial trains distributed over "
+            "gloo CPU processes (default: 1)"
+        ),
+    )
+    add(
+        "--seed",
+        type=int,
+        default=Options.seed,
+        help="seed of the sampler and of training; the data split is fixed (default: 0)",
+    )
+    add(
+        "--epochs",
+        type=_positive_int,
+        default=Options.epochs,
+        help="epochs of a trial that is not pruned (default: %(default)s)",
+    )
+    add(
+        "--batch-size",
+        type=_positive_int,
+        default=Options.batch_size,
+        help="training batch size (default: %(default)s)",
+    )
+    add(
+        "--pruner",
+        choices=["median", "none"],
+        default=Options.pruner,
+        help="'none' trains every trial to the end, to compare (default: %(default)s)",
+    )
+    add(
+        "--plot",
+        action="store_true",
+        help=(
+            "write optimisation-history and parameter-importance plots to the workdir "
+            "(needs matplotlib: pip install -e '.[plot]')"
+        ),
+    )
+    add(
+        "--heartbeat",
+        type=_positive_int,
+        default=Options.heartbeat,
+        help="seconds between a running trial's heartbeats (RDB storages; default: %(default)s)",
+    )
+    add(
+        "--grace",
+        type=_positive_int,
+        default=None,
+        help=(
+            "seconds without a heartbeat before a trial counts as dead and is retried "
+            "(default: 3 x heartbeat)"
+        ),
+    )
+    add(
+        "--max-retry",
+        type=int,
+        default=Options.max_retry,
+        help="times one trial may be retried (default: %(default)s)",
+    )
+    add(
+        "--step-delay",
+        type=_seconds,
+        default=0.0,
+        help=(
+            "sleep this long after every training batch, to slow training down for a "
+            "demonstration of interrupting and resuming (default: 0)"
+        ),
+    )
+    add(
+        "--threads",
+        type=_positive_int,
+        default=Options.threads,
+        help=(
+            "torch threads per training process; the MLP is too small to gain from more, "
+            "and one leaves the other cores to other workers (default: %(default)s)"
+        ),
+    )
     args = parser.parse_args(argv)
     if args.grace is not None and args.grace <= args.heartbeat:
         parser.error(f"--grace ({args.grace}) must be longer than --heartbeat ({args.heartbeat})")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.max_retry < 0:
         parser.error(f"--max-retry must be >= 0, got {args.max_retry}")
     return Options(
@@ -184,6 +293,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         grace=args.grace or 0,
         max_retry=args.max_retry,
         step_delay=args.step_delay,
+        threads=args.threads,
     )
 
 
@@ -235,18 +345,20 @@ def load_splits(seed: int) -> Splits:
     generator = torch.Generator().manual_seed(seed)
     parts: list[list[int]] = [[], [], []]
     for label in range(10):
-        members = torch.nonzero(labels == label).flatten()
-        members = members[torch.randperm(len(members), generator=generator)].tolist()
+        found = torch.nonzero(labels == label).flatten()
+        members: list[int] = found[torch.randperm(len(found), generator=generator)].tolist()
         # 20 % validation, 20 % test, the rest training (per class).
         n_valid = n_test = round(0.2 * len(members))
         parts[1] += members[:n_valid]
         parts[2] += members[n_valid : n_valid + n_test]
         parts[0] += members[n_valid + n_test :]
-    # Keep the validation and test sets at 360 images each so that two processes split
-    # them evenly (no padding); the few images left over go to training.
+    # Exactly 360 validation and test images, so that 2, 3, 4, 5 or 6 processes split
+    # them evenly (no padded duplicates); rounding differences move to or from training.
     for part in (1, 2):
         while len(parts[part]) > 360:
             parts[0].append(parts[part].pop())
+        while len(parts[part]) < 360:
+            parts[part].append(parts[0].pop())
     train, valid, test = (torch.tensor(sorted(part)) for part in parts)
     return Splits(
         TensorDataset(inputs[train], labels[train]),
@@ -256,20 +368,21 @@ def load_splits(seed: int) -> Splits:
 
 
 class DigitsData(hld.DataModule):
-    """The digits split: loaders from `create_dataloader` (sharded and resumable)."""
+    """The digits split: loaders from `create_dataloader` (sharded and resumable).
 
-    def __init__(self, seed: int = 0, batch_size: int = 64) -> None:
+    The training order is shuffled every epoch with the trainer's ``random_seed``.
+    """
+
+    def __init__(self, batch_size: int = 64, split_seed: int = SPLIT_SEED) -> None:
         super().__init__()
-        self.seed = seed
         self.batch_size = batch_size
+        self.split_seed = split_seed
 
     def setup(self) -> None:
-        self.splits = load_splits(self.seed)
+        self.splits = load_splits(self.split_seed)
 
     def train_dataloader(self) -> DataLoader[Any]:
-        return self.create_dataloader(
-            self.splits.train, batch_size=self.batch_size, shuffle=True, seed=self.seed
-        )
+        return self.create_dataloader(self.splits.train, batch_size=self.batch_size, shuffle=True)
 
     def valid_dataloader(self) -> DataLoader[Any]:
         return self.create_dataloader(self.splits.valid, batch_size=360)
@@ -318,17 +431,24 @@ class DigitsClassifier(hlm.Model):
         hyper: Fixed hyper-parameters (testing a finished trial); ``None`` reads them from
             the `OptunaPlugin` registered in the trainer, in `setup`.
         step_delay: Seconds to sleep after every training batch (demonstrations).
+        threads: Torch threads of each worker process in a distributed run (the
+            processes the trainer starts are the model's own).
     """
 
-    def __init__(self, hyper: Hyper | None = None, *, step_delay: float = 0.0) -> None:
+    def __init__(
+        self, hyper: Hyper | None = None, *, step_delay: float = 0.0, threads: int | None = None
+    ) -> None:
         super().__init__(SAVE_NAME)
         self.hyper = hyper
         self.step_delay = step_delay
+        self.threads = threads
         self.correct = 0
         self.total = 0
         self.loss = math.nan
 
     def setup(self, fast_init: bool = False) -> None:
+        if self.is_distributed and self.threads is not None:
+            torch.set_num_threads(self.threads)
         hyper = self.hyper
         if hyper is None:
             plugin = self.trainer.plugin(OptunaPlugin.plugin_id, OptunaPlugin)
@@ -500,6 +620,13 @@ def open_study(
         pruner=make_pruner(options),
         load_if_exists=True,
     )
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        # Optuna loads an existing study with its own direction, silently.
+        raise ValueError(
+            f"study {options.study_name!r} in {options.storage_url} already exists and "
+            f"{study.direction.name.lower()}s its objective, but this example maximises "
+            "accuracy: pick another --study-name or --storage (the study is left as it is)"
+        )
     seed = options.seed + 1000 * worker + len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=seed)
     return study
@@ -590,7 +717,7 @@ class Objective:
         trainer = make_trainer(options)
         plugin = OptunaPlugin(trial, METRIC)
         plugin.configure_trainer(trainer)  # registers; TrialPruned leaves fit as it is
-        model = DigitsClassifier(step_delay=options.step_delay)
+        model = DigitsClassifier(step_delay=options.step_delay, threads=options.threads)
         plugin.configure_model(model)  # save name digits_trial-<original number>
         if trainer.is_distributed:
             # Fix the parameters in the storage before the workers start, so that every
@@ -601,7 +728,7 @@ class Objective:
         trial.set_user_attr(ATTR_START, resume_epoch(folder))
         trial.set_user_attr(ATTR_FULL, options.epochs)
         trial.set_user_attr(ATTR_INTERRUPTED, False)
-        datamodule = DigitsData(options.seed, options.batch_size)
+        datamodule = DigitsData(options.batch_size)
         try:
             trainer.fit(model, datamodule)
             plugin.check_pruned()  # distributed: fit returned, the trial may be pruned
@@ -668,7 +795,7 @@ class Tested:
     checkpoint: Path
 
 
-def test_best(options: Options, study: optuna.Study) -> Tested | None:
+def evaluate_best(options: Options, study: optuna.Study) -> Tested | None:
     """Test the best trial's newest checkpoint on the test set (no retraining).
 
     Returns ``None`` when no trial has completed or its checkpoint is gone.
@@ -684,7 +811,7 @@ def test_best(options: Options, study: optuna.Study) -> Tested | None:
     found = hlt.find_checkpoints(folder) if folder is not None else []
     if not found:
         return None
-    trainer.test(model, DigitsData(options.seed, options.batch_size))
+    trainer.test(model, DigitsData(options.batch_size))
     return Tested(best, model.metrics["test_" + METRIC], found[-1])
 
 
@@ -697,7 +824,7 @@ def summary(
     lines = [
         "",
         f"== study {study.study_name!r}: {len(trials)} trials "
-        f"({new} in this run, {wall:.1f} s wall time) ==",
+        f"({new} finished in this run, {wall:.1f} s wall time) ==",
         "trials: "
         + ", ".join(
             f"{counts[state]} {state.name.lower()}"
@@ -711,7 +838,9 @@ def summary(
     ]
     if counts[TrialState.COMPLETE]:
         best = study.best_trial
-        lines.append(f"best trial: {best.number} (checkpoints {best.user_attrs.get(ATTR_SAVE_NAME)})")  # fmt: skip  # noqa: E501
+        lines.append(
+            f"best trial: {best.number} (checkpoints {best.user_attrs.get(ATTR_SAVE_NAME)})"
+        )
         lines.append(f"best params: {format_params(best.params)}")
         lines.append(f"best validation accuracy: {best.value:.4f}")
     else:
@@ -734,30 +863,55 @@ def _savings(trials: Sequence[FrozenTrial]) -> list[str]:
     full = sum(int(t.user_attrs.get(ATTR_FULL, 0)) for t in finished)
     if not full:
         return []
-    seconds = sum(
-        (t.datetime_complete - t.datetime_start).total_seconds()
-        for t in attempts
-        if t.datetime_complete is not None and t.datetime_start is not None
-    )
+    seconds = sum(_seconds_of(t) for t in attempts)
     saved = max(full - run, 0)
-    per_epoch = seconds / run if run else 0.0
+    per_epoch = seconds_per_epoch(attempts)
     return [
         f"training: {run} epochs run in {seconds:.1f} s; without pruning the "
         f"{len(finished)} finished trials need {full} epochs",
         f"pruning saved {saved} epochs ({saved / full:.0%}), about {saved * per_epoch:.1f} s "
-        f"at the measured {per_epoch:.3f} s per epoch",
+        f"(estimated at {per_epoch:.3f} s per epoch)",
     ]
+
+
+def _seconds_of(trial: FrozenTrial) -> float:
+    if trial.datetime_complete is None or trial.datetime_start is None:
+        return 0.0
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def seconds_per_epoch(trials: Sequence[FrozenTrial]) -> float:
+    """What one more epoch costs: the slope of a trial's duration over its epochs.
+
+    A trial also has fixed costs (building the model and trainer, storage writes); a
+    least-squares line through (epochs, seconds) separates them from the cost per epoch,
+    which plain division would overstate for short, pruned trials.
+    """
+    points = [(epochs_run(t), _seconds_of(t)) for t in trials if epochs_run(t)]
+    if not points:
+        return 0.0
+    xs = [float(x) for x, _ in points]
+    ys = [y for _, y in points]
+    ratio = sum(ys) / sum(xs)  # fixed costs included: an upper bound
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread > 0:
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+        if 0 < slope < ratio:  # a noisy fit can say anything; fixed costs are not negative
+            return slope
+    return ratio
 
 
 def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
     """Save the optimisation history and the parameter importances as PNG files."""
     matplotlib = importlib.import_module("matplotlib")
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no window
     pyplot = importlib.import_module("matplotlib.pyplot")
     from optuna.visualization import matplotlib as optuna_plots
 
     written = []
     with warnings.catch_warnings():
+        # Optuna marks its matplotlib back end experimental.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         plots: list[tuple[str, Any]] = [
             ("optimization-history.png", optuna_plots.plot_optimization_history)
@@ -776,6 +930,17 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
 # -- running -----------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Use ``threads`` torch threads in this process for a while."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_trials(options: Options, n_trials: int, worker: int = 0) -> None:
     """Run ``n_trials`` trials of the study in this process."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -791,7 +956,8 @@ def run_trials(options: Options, n_trials: int, worker: int = 0) -> None:
 
 def _worker_main(options: Options, n_trials: int, worker: int) -> None:
     try:
-        run_trials(options, n_trials, worker)
+        with torch_threads(options.threads):
+            run_trials(options, n_trials, worker)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except BaseException:
@@ -854,8 +1020,53 @@ def _header(options: Options, study: optuna.Study, queued: list[int]) -> str:
     return "\n".join(lines)
 
 
+def run_study(options: Options, storage: optuna.storages.BaseStorage) -> int:
+    """Continue or start the study, run the trials, print the summary."""
+    study = open_study(options, storage)
+    fail_dead_trials(study)
+    queued = retry_interrupted(study, options.max_retry)
+    print(_header(options, study, queued), flush=True)
+    since = datetime.datetime.now()  # Optuna stamps trials with naive local times
+    started = time.perf_counter()
+    failed: list[int] = []
+    try:
+        if options.workers == 1:
+            study.optimize(
+                Objective(options),
+                n_trials=options.n_trials,
+                timeout=options.timeout,
+                callbacks=[print_trial],
+            )
+        else:
+            failed = run_workers(options)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: run the same command again to continue; the interrupted "
+            "trials resume from their checkpoints",
+            file=sys.stderr,
+        )
+        return 130
+    wall = time.perf_counter() - started
+    new = sum(
+        t.datetime_complete is not None and t.datetime_complete >= since
+        for t in study.get_trials(deepcopy=False)
+    )
+    tested = evaluate_best(options, study)
+    print(summary(options, study, tested, wall, new), flush=True)
+    if options.plot:
+        for path in write_plots(study, options.workdir):
+            print(f"plot: {path}")
+    if failed:
+        print(f"error: worker(s) {failed} failed (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the study from the command line ``argv``; returns the exit status."""
+    """Run the study from the command line ``argv``; returns the exit status.
+
+    0: done; 1: a worker failed; 2: bad input or a missing package; 130: interrupted.
+    """
     options = parse_args(argv)
     try:
         check_requirements(options)
@@ -868,41 +1079,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = open_study(options, storage)
-        fail_dead_trials(study)
-        queued = retry_interrupted(study, options.max_retry)
-        print(_header(options, study, queued), flush=True)
-        before = len(study.get_trials(deepcopy=False))
-        started = time.perf_counter()
-        failed: list[int] = []
-        try:
-            if options.workers == 1:
-                study.optimize(
-                    Objective(options),
-                    n_trials=options.n_trials,
-                    timeout=options.timeout,
-                    callbacks=[print_trial],
-                )
-            else:
-                failed = run_workers(options)
-        except KeyboardInterrupt:
-            print(
-                "\ninterrupted: run the same command again to continue; the interrupted "
-                "trials resume from their checkpoints",
-                file=sys.stderr,
-            )
-            return 130
-        wall = time.perf_counter() - started
-        new = len(study.get_trials(deepcopy=False)) - before
-        tested = test_best(options, study)
-        print(summary(options, study, tested, wall, new), flush=True)
-        if options.plot:
-            for path in write_plots(study, options.workdir):
-                print(f"plot: {path}")
-        if failed:
-            print(f"error: worker(s) {failed} failed (see above)", file=sys.stderr)
-            return 1
-        return 0
+        with torch_threads(options.threads):
+            return run_study(options, storage)
     finally:
         optuna.logging.set_verbosity(verbosity)
         close_storage(storage)
