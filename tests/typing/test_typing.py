@@ -10,13 +10,23 @@ repository root with the repository's ``mypy.ini`` (which ``--strict`` only rest
 its cache in ``.mypy_cache`` is shared with ordinary ``mypy`` runs. Only errors reported
 in the checked files count here; errors inside helios itself are the project's own
 ``mypy`` run's to report.
+
+Users may check their code with pyright rather than mypy, so ``pass/`` must also satisfy
+basedpyright in strict mode (``pyrightconfig.json`` beside this file). It runs in a
+subprocess; it ships its own Node.js runtime, so it needs no network. The few places
+where the two checkers legitimately disagree carry a ``# pyright: ignore[<rule>]``
+comment, which mypy does not read, and the configuration makes an ignore that is no
+longer needed an error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import runpy
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +38,7 @@ import helios.plugins as hlp
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PASS_FILES = sorted((HERE / "pass").glob("*.py"))
+PYRIGHT_CONFIG = HERE / "pyrightconfig.json"
 FAIL_FILES = sorted((HERE / "fail").glob("*.py"))
 
 #: ``# E: arg-type`` or ``# E: arg-type, assignment`` at the end of a line.
@@ -113,3 +124,25 @@ def test_fail_file_reports_exactly_the_marked_errors(
         f"{path.name}: marked but not reported: {missing}; reported but not marked: "
         f"{unexpected}\n\nmypy said:\n{report}"
     )
+
+
+def test_pass_files_type_check_under_basedpyright() -> None:
+    # basedpyright is in the dev extra: missing, it is a failure, not a skip.
+    run = subprocess.run(
+        [sys.executable, "-m", "basedpyright", "--project", str(PYRIGHT_CONFIG), "--outputjson"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode in (0, 1), f"basedpyright did not run:\n{run.stdout}{run.stderr}"
+    report = json.loads(run.stdout)
+    assert report["summary"]["filesAnalyzed"] == len(PASS_FILES), report["summary"]
+    errors = [
+        f"{Path(d['file']).relative_to(ROOT)}:{d['range']['start']['line'] + 1}: "
+        f"{d['message']} ({d.get('rule', '?')})"
+        for d in report["generalDiagnostics"]
+        if d["severity"] == "error"
+    ]
+    assert errors == [], "basedpyright (strict) refused tests/typing/pass:\n" + "\n".join(errors)

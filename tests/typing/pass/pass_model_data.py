@@ -24,9 +24,9 @@ class Regressor(hlm.Model):
         self.losses: list[float] = []
 
     def setup(self, fast_init: bool = False) -> None:
-        torch.manual_seed(0)
         self.net = torch.nn.Linear(3, 1).to(self.device)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=0.1)
+        # Typed as the base class, whose `step` is typed (SGD's own is not, for pyright).
+        self.optimizer: torch.optim.Optimizer = torch.optim.SGD(self.net.parameters(), lr=0.1)
 
     def train(self) -> None:
         self.net.train()
