@@ -51,9 +51,9 @@ class Model:
         self._trainer: Trainer | None = None
         #: Metrics the model computes (validation accuracy, ...); plug-ins read them.
         self.metrics: dict[str, float] = {}
-        self.device = torch.device("cpu")
-        self.rank = 0
-        self.is_distributed = False
+        self.device: torch.device = torch.device("cpu")
+        self.rank: int = 0
+        self.is_distributed: bool = False
         self.map_loc: MapLocation = "cpu"
 
     @property

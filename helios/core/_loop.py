@@ -36,7 +36,7 @@ def _positive_or_none(name: str, value: object) -> None:
 class LoopConfig:
     """The schedule of a training run.
 
-    Args:
+    Attributes:
         unit: What ``total_steps`` and the valid/checkpoint frequencies count.
         total_steps: Epochs or optimiser steps to train for; ``math.inf`` trains until
             early stopping (``early_stop_cycles`` is then required).

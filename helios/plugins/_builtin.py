@@ -130,7 +130,7 @@ class CUDAPlugin(DevicePlugin):
                 "trainer's device, whatever it is."
             )
         super().__init__()
-        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.device: torch.device = torch.device("cuda", torch.cuda.current_device())
 
     def setup(self) -> None:
         if self.device.type != "cuda":

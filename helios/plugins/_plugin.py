@@ -145,12 +145,12 @@ class Plugin(PluginProtocol, Protocol):
         if not isinstance(plug_id, str) or not plug_id:
             raise ValueError(f"a plug-in id must be a non-empty string, got {plug_id!r}")
         self._plug_id = plug_id
-        self.unique_overrides = UniquePluginOverrides()
+        self.unique_overrides: UniquePluginOverrides = UniquePluginOverrides()
         self._trainer: Trainer | None = None
-        self.device = torch.device("cpu")
-        self.rank = 0
-        self.is_distributed = False
-        self.map_loc = "cpu"
+        self.device: torch.device = torch.device("cpu")
+        self.rank: int = 0
+        self.is_distributed: bool = False
+        self.map_loc: MapLocation = "cpu"
 
     @property
     def plug_id(self) -> str:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import FrameType
 from typing import Any, Final, TypeVar, cast
 
 from helios.plugins._plugin import (
@@ -100,6 +104,11 @@ def check_plugin(plugin: object) -> None:
     Names are not enough: each hook must accept the positional arguments the trainer
     passes (extra optional parameters are fine).
     """
+    if isinstance(plugin, type):
+        raise TypeError(
+            f"{plugin.__qualname__} is a class, not a plug-in: register an instance of it "
+            f"(e.g. {plugin.__qualname__}(...))"
+        )
     cls = type(plugin)
     # Only the trainer-set members may be merely declared: the id, the flags and the hooks
     # are read at registration, so they must really be there (a `Plugin` subclass that
@@ -294,5 +303,16 @@ def _warn_unclaimed(plugin: PluginProtocol, claims: frozenset[str]) -> None:
             f"unique_overrides.{flag}, so {hook} will never be called; set "
             f"self.unique_overrides.{flag} = True in its constructor",
             UserWarning,
-            stacklevel=3,
+            stacklevel=_caller_outside_helios(),
         )
+
+
+def _caller_outside_helios() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside helios."""
+    package = str(Path(__file__).resolve().parents[1]) + os.sep
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame = frame.f_back
+        level += 1
+    return level

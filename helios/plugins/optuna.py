@@ -104,11 +104,12 @@ class OptunaPlugin(Plugin):
             ValueError: if the run is distributed and the trial's storage is not shared
                 between processes (an in-memory study): use a persistent storage.
         """
+        if trainer.is_distributed:
+            # Checked first, so that a refusal leaves the trainer as it was.
+            self._check_storage_is_shared()
         self._register_in_trainer(trainer)
         if optuna.TrialPruned not in trainer.train_exceptions:
             trainer.train_exceptions.append(optuna.TrialPruned)
-        if trainer.is_distributed:
-            self._check_storage_is_shared()
 
     def configure_model(self, model: Model, /) -> None:
         """Append ``_trial-<n>`` to the model's save name so a retried trial finds the

@@ -86,8 +86,9 @@ def restore_rng(states: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def find_checkpoints(folder: Path) -> list[Path]:
+def find_checkpoints(folder: Path | str) -> list[Path]:
     """Checkpoint files in ``folder``, oldest first (by epoch, then iteration)."""
+    folder = Path(folder)
     if not folder.is_dir():
         return []
     found: list[tuple[int, int, Path]] = []
@@ -112,8 +113,13 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:
     renamed over ``path``: a reader sees either no file or the whole file, never a part.
     On failure the temporary file is removed and any older checkpoint is left untouched.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        )
+    except OSError as error:
+        raise _write_failed(path, error) from error
     try:
         with os.fdopen(handle, "wb") as stream:
             torch.save(dict(content), stream)
@@ -122,15 +128,36 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
-        raise CheckpointError(
-            f"could not write checkpoint {path}: {error}. Nothing was written under that "
-            "name and the earlier checkpoints are intact; free disk space (or fix the "
-            "folder's permissions) and resume."
-        ) from error
+        raise _write_failed(path, error) from error
+    except RuntimeError as error:
+        Path(temporary).unlink(missing_ok=True)
+        # torch.save reports a failed write (a full disk) as "unexpected pos ...", with
+        # the OSError only as the context.
+        reason = _os_error_behind(error)
+        if reason is None:
+            raise
+        raise _write_failed(path, reason) from error
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _write_failed(path: Path, error: OSError) -> CheckpointError:
+    return CheckpointError(
+        f"could not write checkpoint {path}: {error}. Nothing was written under that "
+        "name and the earlier checkpoints are intact; free disk space (or fix the "
+        "folder's permissions) and resume."
+    )
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    seen = error.__cause__ or error.__context__
+    for _ in range(8):
+        if seen is None or isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -146,7 +173,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, Any]:
     """Read and check a checkpoint written by `save_checkpoint`.
 
     Only tensors and plain containers are accepted (``torch.load(weights_only=True)``).
@@ -155,21 +182,24 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
         CheckpointError: if the file is missing, truncated, corrupt, unsafe (carries
             pickled objects), from another format version, or not a helios checkpoint.
     """
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        if not zipfile.is_zipfile(path):
+            # torch.save writes zip archives; torch.load reads anything else as a bare
+            # pickle, so garbage fails in the unpickler, not as a corrupt archive.
+            not_zip = ValueError("it is not the zip archive that torch.save writes")
+            raise _corrupt(path, not_zip) from None
         raise CheckpointError(
             f"checkpoint {path} is refused: it holds objects other than tensors and plain "
             f"containers, which could run code when loaded ({error}). Only load files "
             "you trust, and re-save them with plain state dicts."
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(
-            f"checkpoint {path} is truncated or corrupt and cannot be read ({error}). "
-            "Delete it to resume from the previous checkpoint."
-        ) from None
+        raise _corrupt(path, error) from None
     if not isinstance(content, dict) or not set(content) >= _KEYS:
         raise CheckpointError(
             f"{path} is not a helios checkpoint (expected the keys {sorted(_KEYS)})"
@@ -184,6 +214,13 @@ def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     except ValueError as error:
         raise CheckpointError(f"checkpoint {path} has a bad training state: {error}") from None
     return content
+
+
+def _corrupt(path: Path, error: BaseException) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {path} is truncated or corrupt and cannot be read ({error}). "
+        "Delete it to resume from the previous checkpoint."
+    )
 
 
 def training_state_of(content: Mapping[str, Any]) -> TrainingState:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import os
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Never, TypeVar
 
 import attrs
 import torch
@@ -52,6 +53,8 @@ P = TypeVar("P")
 
 
 def _check_exceptions(name: str, values: Iterable[object]) -> list[type[BaseException]]:
+    if isinstance(values, type) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} must be a list of exception classes, got {values!r}")
     out: list[type[BaseException]] = []
     for value in values:
         if not (isinstance(value, type) and issubclass(value, BaseException)):
@@ -154,6 +157,8 @@ class Trainer:
         ):
             raise ValueError(f"cpu_processes must be a positive int, got {cpu_processes!r}")
         if gpus is not None:
+            if not isinstance(gpus, Iterable):
+                raise ValueError(f"gpus must be a list of GPU ids, got {gpus!r}")
             gpus = list(gpus)
             if use_cpu:
                 raise ValueError("use_cpu=True and gpus were both given; choose one")
@@ -165,21 +170,30 @@ class Trainer:
                 raise ValueError(f"gpus lists an id twice: {gpus!r}")
         if cpu_processes > 1 and use_cpu is False:
             raise ValueError("cpu_processes > 1 needs use_cpu=True (or use_cpu=None)")
+        for name, folder in (("chkpt_root", chkpt_root), ("log_root", log_root)):
+            if folder is not None and not isinstance(folder, str | os.PathLike):
+                raise ValueError(f"{name} must be a folder path (str or Path), got {folder!r}")
         if chkpt_frequency is not None and chkpt_root is None:
             raise ValueError("chkpt_frequency needs chkpt_root: where should checkpoints go?")
         if enable_file_logging and log_root is None:
             raise ValueError("enable_file_logging=True needs log_root: where should logs go?")
-        if not isinstance(collective_timeout, int | float) or not collective_timeout > 0:
-            raise ValueError(f"collective_timeout must be > 0 seconds, got {collective_timeout!r}")
+        if (
+            isinstance(collective_timeout, bool)
+            or not isinstance(collective_timeout, int | float)
+            or not 0 < collective_timeout < float("inf")
+        ):
+            raise ValueError(
+                f"collective_timeout must be > 0 seconds (and finite), got {collective_timeout!r}"
+            )
 
-        self.run_name = run_name
-        self.enable_deterministic = enable_deterministic
-        self.random_seed = random_seed
-        self.enable_progress_bar = enable_progress_bar
-        self.enable_file_logging = enable_file_logging
-        self.chkpt_root = None if chkpt_root is None else Path(chkpt_root)
-        self.log_root = None if log_root is None else Path(log_root)
-        self.collective_timeout = float(collective_timeout)
+        self.run_name: str = run_name
+        self.enable_deterministic: bool = enable_deterministic
+        self.random_seed: int | None = random_seed
+        self.enable_progress_bar: bool = enable_progress_bar
+        self.enable_file_logging: bool = enable_file_logging
+        self.chkpt_root: Path | None = None if chkpt_root is None else Path(chkpt_root)
+        self.log_root: Path | None = None if log_root is None else Path(log_root)
+        self.collective_timeout: float = float(collective_timeout)
         self.train_exceptions: list[type[BaseException]] = _check_exceptions(
             "train_exceptions", train_exceptions
         )
@@ -189,7 +203,7 @@ class Trainer:
 
         if gpus is None and use_cpu is None:
             use_cpu = not torch.cuda.is_available()
-        self.use_cpu = bool(use_cpu) if gpus is None else False
+        self.use_cpu: bool = bool(use_cpu) if gpus is None else False
         if not self.use_cpu:
             if not torch.cuda.is_available():
                 raise ValueError(
@@ -202,14 +216,15 @@ class Trainer:
                     f"gpus={gpus!r} but only {torch.cuda.device_count()} GPU(s) are visible"
                 )
         self.gpus: list[int] = [] if gpus is None else list(gpus)
-        self.cpu_processes = cpu_processes if self.use_cpu else 1
+        self.cpu_processes: int = cpu_processes if self.use_cpu else 1
 
         self._plugins = PluginTable()
         #: Carries values from rank 0 to the main process; set by `fit` when it spawns
         #: worker processes, ``None`` otherwise.
         self.queue: dist_support.ResultQueue | None = None
         self._context = dist_support.context_from_environment()
-        self.state = TrainingState()
+        #: The training state of the current (or last) run.
+        self.state: TrainingState = TrainingState()
         #: The model of the current (or last) `fit` / `test`.
         self.model: Model | None = None
 
@@ -224,6 +239,13 @@ class Trainer:
     def plugins(self) -> PluginTable:
         """Registered plug-ins by id (read-only; add them with `register_plugin`)."""
         return self._plugins
+
+    @plugins.setter
+    def plugins(self, _: Never) -> None:
+        raise TypeError(
+            "trainer.plugins is read-only: add plug-ins with trainer.register_plugin(plugin) "
+            "or plugin.configure_trainer(trainer)"
+        )
 
     def register_plugin(self, plugin: PluginProtocol) -> None:
         """Add ``plugin`` to `plugins`; on refusal the table is unchanged.
@@ -294,8 +316,9 @@ class Trainer:
             trial was pruned).
 
         Raises:
-            Whatever the model, data or plug-ins raise: exceptions listed in
-            `train_exceptions` unchanged and unlogged, others logged and re-raised.
+            Exception: Whatever the model, the data or a plug-in raises: an exception
+                listed in `train_exceptions` unchanged and unlogged, any other logged and
+                re-raised.
         """
         if self._needs_spawn():
             return dist_support.spawn(self, "fit", model, datamodule)

@@ -427,8 +427,8 @@ def test_the_trainer_table_is_read_only() -> None:
     trainer.register_plugin(plugin)
     with pytest.raises(TypeError):
         del trainer.plugins["p"]  # type: ignore[attr-defined]
-    with pytest.raises(AttributeError):
-        trainer.plugins = PluginTable()  # type: ignore[misc]
+    with pytest.raises(TypeError, match="read-only"):
+        trainer.plugins = PluginTable()  # type: ignore[assignment]
     assert list(trainer.plugins) == ["p"]
     assert isinstance(trainer.plugins, PluginTable)
 

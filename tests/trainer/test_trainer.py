@@ -272,3 +272,12 @@ def test_progress_bars_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "epochs" in err
     assert "validation" in err
     assert "testing" in err
+
+
+def test_plugin_table_cannot_be_replaced() -> None:
+    trainer = hlt.Trainer(use_cpu=True)
+    with pytest.raises(TypeError, match="read-only"):
+        trainer.plugins = hlp.PluginTable()  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        trainer.plugins["x"] = hlp.DevicePlugin()  # type: ignore[index]
+    assert len(trainer.plugins) == 0

@@ -121,7 +121,7 @@ class StopsWithInt(hlp.Plugin):
 plugin = hlp.DevicePlugin("cpu")
 plugin.configure_trainer(trainer)
 trainer.plugins["device"] = plugin  # E: index
-trainer.plugins = trainer.plugins  # E: misc
+trainer.plugins = trainer.plugins  # E: assignment
 plugin.plug_id = "renamed"  # E: misc
 trainer.plugin("device", hlp.DevicePlugin).no_such_member  # E: attr-defined
 device: hlp.DevicePlugin = trainer.plugins["device"]  # E: assignment
