@@ -32,7 +32,7 @@ import helios.plugins as hlp
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]
 
 #: The info string's first word for blocks that run, and the word that stops one running.
 PYTHON = "python"
