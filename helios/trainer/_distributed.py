@@ -286,6 +286,9 @@ def _worker(
                 trainer._guarded("fit", trainer.train_exceptions, trainer._fit, model, datamodule)
             else:
                 trainer._guarded("test", trainer.test_exceptions, trainer._test, model, datamodule)
+            # Leave together: rank 0 hosts the rendezvous store, and a rank still talking
+            # to it while rank 0 tears it down can abort in gloo's C++ layer.
+            dist.barrier()
         finally:
             if dist.is_initialized():
                 dist.destroy_process_group()
