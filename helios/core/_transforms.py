@@ -145,8 +145,23 @@ def _already_on(device: torch.device) -> Callable[[torch.Tensor], bool]:
     return lambda tensor: tensor.device.type == target_type
 
 
-class _ToDevice:
-    __slots__ = ("_map", "device", "non_blocking")
+class _LeafwiseTransform:
+    """A transform applying one leaf function through a traversal built once."""
+
+    __slots__ = ("_map",)
+
+    _map: Callable[[Any], Any]
+
+    def __call__(self, batch: B, /) -> B:
+        try:
+            return self._map(batch)  # type: ignore[no-any-return]
+        except RecursionError:
+            _raise_if_cycle(batch)
+            raise
+
+
+class _ToDevice(_LeafwiseTransform):
+    __slots__ = ("device", "non_blocking")
 
     def __init__(self, device: torch.device, non_blocking: bool | None) -> None:
         self.device = device
@@ -175,13 +190,6 @@ class _ToDevice:
         # keeps a tensor already on ``device`` with a C-level check instead of a call to
         # ``move``: this is `tree_map(move, batch)`, only faster.
         self._map = _mapper_keeping(move, tensor_type, already_on)
-
-    def __call__(self, batch: B, /) -> B:
-        try:
-            return self._map(batch)  # type: ignore[no-any-return]
-        except RecursionError:
-            _raise_if_cycle(batch)
-            raise
 
     def __repr__(self) -> str:
         return f"to_device({str(self.device)!r})"
@@ -322,8 +330,8 @@ def drop_keys(*keys: Hashable) -> _DropKeys:
     return _DropKeys(keys)
 
 
-class _Cast:
-    __slots__ = ("_map", "dtype")
+class _Cast(_LeafwiseTransform):
+    __slots__ = ("dtype",)
 
     def __init__(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
@@ -341,13 +349,6 @@ class _Cast:
         # Built once: a traversal made per call leaves a self-referencing closure for the
         # garbage collector on every batch.
         self._map = _mapper(convert)
-
-    def __call__(self, batch: B, /) -> B:
-        try:
-            return self._map(batch)  # type: ignore[no-any-return]
-        except RecursionError:
-            _raise_if_cycle(batch)
-            raise
 
     def __repr__(self) -> str:
         return f"cast({self.dtype})"

@@ -69,11 +69,9 @@ class Progress:
         if loss is not None and stepped:
             bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
 
-    def wrap(self, loader: Iterable[T], desc: str) -> Iterator[T]:
-        return self.wrap_plain(loader, desc)
-
     @staticmethod
-    def wrap_plain(loader: Iterable[T], desc: str) -> Iterator[T]:
+    def wrap(loader: Iterable[T], desc: str) -> Iterator[T]:
+        """``loader`` with a transient bar (validation, testing)."""
         return iter(tqdm(loader, total=_length(loader), desc=desc, leave=False, unit="batch"))
 
     def close(self, state: TrainingState) -> None:

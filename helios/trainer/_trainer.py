@@ -8,7 +8,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Never, TypeVar
 
@@ -616,15 +616,14 @@ class Trainer:
             plugin.on_validation_start(cycle)
         model.on_validation_start(cycle)
         model.eval()
-        batches: Iterable[Any] = loader
-        if progress is not None:
-            batches = progress.wrap(loader, "validation")
-        with torch.no_grad():
-            for step, batch in enumerate(batches):
-                batch = process(batch, step)
-                model.on_validation_batch_start(step)
-                model.valid_step(batch, step)
-                model.on_validation_batch_end(step)
+        batches = Progress.wrap(loader, "validation") if progress is not None else loader
+        _evaluate(
+            batches,
+            process,
+            model.on_validation_batch_start,
+            model.valid_step,
+            model.on_validation_batch_end,
+        )
         for plugin in plan.plugins:
             plugin.on_validation_end(cycle)
         model.on_validation_end(cycle)
@@ -674,21 +673,36 @@ class Trainer:
                 plugin.on_testing_start()
             model.on_testing_start()
             model.eval()
-            batches: Iterable[Any] = loader
-            if self.enable_progress_bar and self.rank == 0:
-                batches = Progress.wrap_plain(loader, "testing")
-            with torch.no_grad():
-                for step, batch in enumerate(batches):
-                    batch = process(batch, step)
-                    model.on_testing_batch_start(step)
-                    model.test_step(batch, step)
-                    model.on_testing_batch_end(step)
+            show = self.enable_progress_bar and self.rank == 0
+            _evaluate(
+                Progress.wrap(loader, "testing") if show else loader,
+                process,
+                model.on_testing_batch_start,
+                model.test_step,
+                model.on_testing_batch_end,
+            )
             for plugin in plan.plugins:
                 plugin.on_testing_end()
             model.on_testing_end()
         finally:
             datamodule.teardown()
         return True
+
+
+def _evaluate(
+    batches: Iterable[Any],
+    process: Callable[[Any, int], Any],
+    before: Callable[[int], None],
+    step: Callable[[Any, int], None],
+    after: Callable[[int], None],
+) -> None:
+    """The validation / testing loop: no gradients, the plug-in's batch, the model's hooks."""
+    with torch.no_grad():
+        for index, batch in enumerate(batches):
+            processed = process(batch, index)
+            before(index)
+            step(processed, index)
+            after(index)
 
 
 def _check_nonempty(loader: DataLoader[Any]) -> None:
