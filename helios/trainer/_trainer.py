@@ -210,7 +210,10 @@ class Trainer:
                     "GPU training was asked for (use_cpu=False or gpus given) but CUDA is not "
                     "available; pass use_cpu=True"
                 )
-            gpus = gpus if gpus is not None else [0]
+            if gpus is None:
+                # Under torchrun each process takes the GPU of its local rank.
+                launched = dist_support.context_from_environment().in_process_group
+                gpus = list(range(torch.cuda.device_count())) if launched else [0]
             if max(gpus) >= torch.cuda.device_count():
                 raise ValueError(
                     f"gpus={gpus!r} but only {torch.cuda.device_count()} GPU(s) are visible"
