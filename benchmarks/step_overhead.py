@@ -55,7 +55,7 @@ import statistics
 import sys
 import time
 import timeit
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -264,45 +264,7 @@ class FixedData(DataModule):
         return self._setup.valid_loader if self._validate else None
 
 
-class _NoOpPlugin(hlp.Plugin):
-    """`Plugin` with its no-op hooks spelled out.
-
-    mypy deems `Plugin`'s docstring-only hooks implicitly abstract (`Plugin` is a
-    `Protocol`), and so its subclasses abstract; these bodies do nothing more.
-    """
-
-    def configure_trainer(self, trainer: Trainer, /) -> None:
-        return None
-
-    def configure_model(self, model: Model, /) -> None:
-        return None
-
-    def setup(self) -> None:
-        return None
-
-    def on_training_start(self) -> None:
-        return None
-
-    def on_training_end(self) -> None:
-        return None
-
-    def on_validation_start(self, validation_cycle: int, /) -> None:
-        return None
-
-    def on_validation_end(self, validation_cycle: int, /) -> None:
-        return None
-
-    def on_testing_start(self) -> None:
-        return None
-
-    def on_testing_end(self) -> None:
-        return None
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], /) -> None:
-        return None
-
-
-class HookCounter(_NoOpPlugin):
+class HookCounter(hlp.Plugin):
     """Only observes: counts the lifecycle hooks it sees."""
 
     def __init__(self) -> None:
@@ -327,7 +289,7 @@ class HookCounter(_NoOpPlugin):
         self.counts["validation_end"] += 1
 
 
-class NeverStop(_NoOpPlugin):
+class NeverStop(hlp.Plugin):
     """Claims ``should_training_stop`` and always answers no."""
 
     def __init__(self) -> None:
@@ -349,11 +311,7 @@ class HeliosRun:
             valid_frequency=VALID_EVERY if validate else None,
             use_cpu=True,
         )
-        # Made through the registry: mypy deems a direct `BatchPlugin(...)` abstract too.
-        prep = hlp.create_plugin(
-            "BatchPlugin", "prep", training=setup.transform, validation=setup.transform
-        )
-        assert isinstance(prep, hlp.BatchPlugin)
+        prep = hlp.BatchPlugin("prep", training=setup.transform, validation=setup.transform)
         self.prep = prep
         self.counter = HookCounter()
         self.stopper = NeverStop()
