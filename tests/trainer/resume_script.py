@@ -19,7 +19,7 @@ from tests.trainer.helpers import ClassifierData, ClassifierModel, weights
 class SlowModel(ClassifierModel):
     def train_step(self, batch: Any, state: TrainingState) -> None:
         super().train_step(batch, state)
-        time.sleep(0.01)
+        time.sleep(0.05)
 
 
 def main(argv: list[str]) -> None:
