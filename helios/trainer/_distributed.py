@@ -7,17 +7,21 @@ processes on the CPU); or the user's script runs under ``torchrun``, which sets 
 
 from __future__ import annotations
 
+import atexit
 import collections
+import contextlib
 import datetime
+import gc
 import os
 import pickle
 import queue as queue_module
 import signal
 import socket
+import sys
 import time
 import traceback
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
 import torch
@@ -157,10 +161,16 @@ def context_from_environment() -> Context:
     return Context()
 
 
-def join_group(trainer: Trainer) -> None:
-    """Initialise the default process group for a ``torchrun`` worker if needed."""
+@contextlib.contextmanager
+def process_group(trainer: Trainer) -> Iterator[None]:
+    """Join the default process group for a ``torchrun`` worker while the block runs.
+
+    A group that already exists (made by the user) is used and left alone; one made here
+    is left again at the end, all ranks together after a success.
+    """
     context = trainer._context
     if not context.in_process_group or dist.is_initialized():
+        yield
         return
     backend = "gloo" if trainer.use_cpu else "nccl"
     if backend == "nccl":
@@ -171,6 +181,46 @@ def join_group(trainer: Trainer) -> None:
         world_size=context.world_size,
         timeout=datetime.timedelta(seconds=trainer.collective_timeout),
     )
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        leave_group(together=succeeded)
+
+
+def leave_group(*, together: bool) -> None:
+    """Destroy the default process group; with ``together``, after a barrier.
+
+    Rank 0 hosts the rendezvous store, and a rank still talking to it while another
+    tears its group down can abort in gloo's C++ layer; after a failure another rank may
+    be gone, so there is no barrier then.
+    """
+    if not dist.is_initialized():
+        return
+    try:
+        if together:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+        _collect_before_exit()
+
+
+def _collect_before_exit() -> None:
+    """Make sure garbage is collected while the interpreter is still whole.
+
+    A destroyed group lives on while something holds it (a `DistributedDataParallel`
+    wrapper does); if it is only freed during interpreter shutdown, gloo's worker threads
+    release tensors without a working interpreter and the process aborts. Collecting at
+    exit (objects in reference cycles with the model included) frees it in time.
+    """
+    global _collect_registered
+    if not _collect_registered:
+        atexit.register(gc.collect)
+        _collect_registered = True
+
+
+_collect_registered = False
 
 
 def shard_loader(loader: DataLoader[Any], rank: int, world_size: int) -> DataLoader[Any]:
@@ -281,24 +331,38 @@ def _worker(
             world_size=world_size,
             timeout=datetime.timedelta(seconds=trainer.collective_timeout),
         )
+        succeeded = False
         try:
             if method == "fit":
                 trainer._guarded("fit", trainer.train_exceptions, trainer._fit, model, datamodule)
             else:
                 trainer._guarded("test", trainer.test_exceptions, trainer._test, model, datamodule)
-            # Leave together: rank 0 hosts the rendezvous store, and a rank still talking
-            # to it while rank 0 tears it down can abort in gloo's C++ layer.
-            dist.barrier()
+            succeeded = True
         finally:
-            if dist.is_initialized():
-                dist.destroy_process_group()
+            leave_group(together=succeeded)
     except BaseException as error:
         try:
             payload: bytes | None = pickle.dumps(error)
         except Exception:
             payload = None
         errors.put((rank, type(error).__qualname__, str(error), traceback.format_exc(), payload))
-        raise SystemExit(1) from None
+        _exit_worker(1, trainer, errors)
+    _exit_worker(0, trainer, errors)
+
+
+def _exit_worker(code: int, trainer: Trainer, errors: Any) -> NoReturn:
+    """End a spawned worker once what it sent has reached the pipes.
+
+    The interpreter's own teardown is skipped: the work is done and flushed, and freeing
+    a process group's gloo threads during teardown can abort the process.
+    """
+    for queue in (trainer.queue._queue if trainer.queue is not None else None, errors):
+        if queue is not None:
+            queue.close()
+            queue.join_thread()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def spawn(trainer: Trainer, method: str, model: Model, datamodule: DataModule) -> bool:

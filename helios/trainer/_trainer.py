@@ -325,8 +325,8 @@ class Trainer:
         """
         if self._needs_spawn():
             return dist_support.spawn(self, "fit", model, datamodule)
-        dist_support.join_group(self)
-        return self._guarded("fit", self.train_exceptions, self._fit, model, datamodule)
+        with dist_support.process_group(self):
+            return self._guarded("fit", self.train_exceptions, self._fit, model, datamodule)
 
     def test(self, model: Model, datamodule: DataModule) -> bool:
         """Test ``model`` on ``datamodule``'s test data.
@@ -336,8 +336,8 @@ class Trainer:
         """
         if self._needs_spawn():
             return dist_support.spawn(self, "test", model, datamodule)
-        dist_support.join_group(self)
-        return self._guarded("test", self.test_exceptions, self._test, model, datamodule)
+        with dist_support.process_group(self):
+            return self._guarded("test", self.test_exceptions, self._test, model, datamodule)
 
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
