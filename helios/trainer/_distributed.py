@@ -333,10 +333,7 @@ def _worker(
         )
         succeeded = False
         try:
-            if method == "fit":
-                trainer._guarded("fit", trainer.train_exceptions, trainer._fit, model, datamodule)
-            else:
-                trainer._guarded("test", trainer.test_exceptions, trainer._test, model, datamodule)
+            trainer._run_here(method, model, datamodule)
             succeeded = True
         finally:
             leave_group(together=succeeded)
@@ -475,7 +472,7 @@ def _raise_failure(
         raise WorkerError(f"{method} failed: rank {rank} was killed by {cause}{echoes}", rank)
     # Prefer the failed rank's exception; the others are usually its echo.
     reports.sort(key=lambda report: (report[0] != rank, report[0]))
-    passthrough = tuple(trainer.train_exceptions if method == "fit" else trainer.test_exceptions)
+    passthrough = trainer._passthrough(method)
     for report_rank, name, message, worker_traceback, payload in reports:
         original = None
         if payload is not None:

@@ -326,7 +326,7 @@ class Trainer:
         if self._needs_spawn():
             return dist_support.spawn(self, "fit", model, datamodule)
         with dist_support.process_group(self):
-            return self._guarded("fit", self.train_exceptions, self._fit, model, datamodule)
+            return self._run_here("fit", model, datamodule)
 
     def test(self, model: Model, datamodule: DataModule) -> bool:
         """Test ``model`` on ``datamodule``'s test data.
@@ -337,26 +337,26 @@ class Trainer:
         if self._needs_spawn():
             return dist_support.spawn(self, "test", model, datamodule)
         with dist_support.process_group(self):
-            return self._guarded("test", self.test_exceptions, self._test, model, datamodule)
+            return self._run_here("test", model, datamodule)
 
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
 
-    def _guarded(
-        self,
-        what: str,
-        passthrough: list[type[BaseException]],
-        run: Any,
-        model: Model,
-        datamodule: DataModule,
-    ) -> bool:
+    def _passthrough(self, method: str) -> tuple[type[BaseException], ...]:
+        """The exceptions that leave ``method`` (``"fit"`` / ``"test"``) unchanged."""
+        return tuple(self.train_exceptions if method == "fit" else self.test_exceptions)
+
+    def _run_here(self, method: str, model: Model, datamodule: DataModule) -> bool:
+        """Run ``fit`` or ``test`` in this process: a registered exception passes through
+        unlogged, any other is logged with its traceback and re-raised."""
+        run = self._fit if method == "fit" else self._test
         handler = self._start_logging(model)
         try:
-            return bool(run(model, datamodule))
-        except tuple(passthrough):
+            return run(model, datamodule)
+        except self._passthrough(method):
             raise
         except Exception:
-            logger.exception("%s failed on rank %d", what, self.rank)
+            logger.exception("%s failed on rank %d", method, self.rank)
             raise
         finally:
             if handler is not None:
