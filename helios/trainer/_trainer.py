@@ -201,6 +201,7 @@ class Trainer:
             "test_exceptions", test_exceptions
         )
 
+        self._context = dist_support.context_from_environment()
         if gpus is None and use_cpu is None:
             use_cpu = not torch.cuda.is_available()
         self.use_cpu: bool = bool(use_cpu) if gpus is None else False
@@ -212,7 +213,7 @@ class Trainer:
                 )
             if gpus is None:
                 # Under torchrun each process takes the GPU of its local rank.
-                launched = dist_support.context_from_environment().in_process_group
+                launched = self._context.in_process_group
                 gpus = list(range(torch.cuda.device_count())) if launched else [0]
             if max(gpus) >= torch.cuda.device_count():
                 raise ValueError(
@@ -225,7 +226,6 @@ class Trainer:
         #: Carries values from rank 0 to the main process; set by `fit` when it spawns
         #: worker processes, ``None`` otherwise.
         self.queue: dist_support.ResultQueue | None = None
-        self._context = dist_support.context_from_environment()
         #: The training state of the current (or last) run.
         self.state: TrainingState = TrainingState()
         #: The model of the current (or last) `fit` / `test`.
