@@ -12,6 +12,7 @@ from helios.core._loop import after_epoch as after_epoch
 from helios.core._loop import after_validation as after_validation
 from helios.core._loop import checkpoint_name as checkpoint_name
 from helios.core._loop import is_done as is_done
+from helios.core._loop import parse_checkpoint_name as parse_checkpoint_name
 from helios.core._registry import Registry as Registry
 from helios.core._state import TrainingState as TrainingState
 from helios.core._state import TrainingUnit as TrainingUnit
@@ -41,6 +42,7 @@ __all__ = [
     "after_validation",
     "checkpoint_name",
     "is_done",
+    "parse_checkpoint_name",
     "state_from_dict",
     "state_to_dict",
     "BatchTransform",

@@ -7,6 +7,7 @@ validation pass ended — and gets back the next `TrainingState` plus what to do
 from __future__ import annotations
 
 import math
+import re
 
 import attrs
 
@@ -22,6 +23,7 @@ __all__ = [
     "after_validation",
     "checkpoint_name",
     "is_done",
+    "parse_checkpoint_name",
 ]
 
 
@@ -192,3 +194,23 @@ def is_done(state: TrainingState, config: LoopConfig) -> bool:
 def checkpoint_name(state: TrainingState) -> str:
     """The checkpoint file name for ``state``: ``epoch_<e>_iter_<i>.pth``."""
     return f"epoch_{state.global_epoch}_iter_{state.global_iteration}.pth"
+
+
+_CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)_iter_(\d+)\.pth$")
+
+
+def parse_checkpoint_name(name: str) -> tuple[int, int] | None:
+    """The ``(epoch, iteration)`` a checkpoint file name records, or ``None``.
+
+    The inverse of `checkpoint_name`: ``epoch_<e>_iter_<i>.pth`` gives ``(e, i)``; any
+    other name (a temporary file, a foreign file) gives ``None``.
+
+    Examples:
+        >>> from helios.core import parse_checkpoint_name
+        >>> parse_checkpoint_name("epoch_3_iter_120.pth")
+        (3, 120)
+        >>> parse_checkpoint_name(".epoch_3_iter_120.pth.x1.tmp") is None
+        True
+    """
+    match = _CHECKPOINT_NAME.match(name)
+    return None if match is None else (int(match[1]), int(match[2]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import re
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -14,7 +13,7 @@ from typing import Any
 
 import torch
 
-from helios.core import TrainingState, state_from_dict
+from helios.core import TrainingState, parse_checkpoint_name, state_from_dict
 
 __all__ = [
     "FORMAT_VERSION",
@@ -30,7 +29,6 @@ __all__ = [
 #: Bumped whenever the layout of a checkpoint changes.
 FORMAT_VERSION = 1
 
-_NAME = re.compile(r"^epoch_(\d+)_iter_(\d+)\.pth$")
 _KEYS = frozenset({"version", "training_state", "model", "plugins", "rng", "data"})
 
 
@@ -93,9 +91,9 @@ def find_checkpoints(folder: Path | str) -> list[Path]:
         return []
     found: list[tuple[int, int, Path]] = []
     for path in folder.iterdir():
-        match = _NAME.match(path.name)
-        if match and path.is_file():
-            found.append((int(match[1]), int(match[2]), path))
+        parsed = parse_checkpoint_name(path.name)
+        if parsed is not None and path.is_file():
+            found.append((*parsed, path))
     return [path for _, _, path in sorted(found)]
 
 
