@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from helios.core import Registry, TrainingState, TreeTransform, to_device
 from helios.plugins._plugin import Plugin
 from helios.plugins._table import HOOK_PARAMETERS, check_plugin, pass_through
-
-if TYPE_CHECKING:
-    from helios.trainer import Trainer
 
 __all__ = ["PLUGIN_REGISTRY", "BatchPlugin", "CUDAPlugin", "DevicePlugin", "create_plugin"]
 
@@ -88,9 +85,6 @@ class DevicePlugin(Plugin):
         """The device batches are moved to."""
         return self.device if self._fixed_device is None else self._fixed_device
 
-    def configure_trainer(self, trainer: Trainer, /) -> None:
-        self._register_in_trainer(trainer)
-
     def _move_collection_to_device(self, batch: Any) -> Any:
         """Return ``batch`` with every tensor on `target_device` (a new batch; the input is
         left alone). Override to handle batches in a special way."""
@@ -156,6 +150,10 @@ class BatchPlugin(Plugin):
         validation: Transform for validation batches, or ``None``.
         testing: Transform for testing batches, or ``None``.
 
+    Raises:
+        TypeError: if a transform is not callable.
+        ValueError: if no transform is given (the plug-in would never act).
+
     Examples:
         >>> import torch, helios.core as hlc, helios.plugins as hlp
         >>> plugin = hlp.BatchPlugin(
@@ -182,15 +180,17 @@ class BatchPlugin(Plugin):
         ):
             if transform is not None and not callable(transform):
                 raise TypeError(f"BatchPlugin {name}= must be callable, got {transform!r}")
+        if training is None and validation is None and testing is None:
+            raise ValueError(
+                f"BatchPlugin {plug_id!r} was given no transform, so it would never act: pass "
+                "training=, validation= and/or testing= (e.g. helios.core.to_device(...))"
+            )
         self.training = training
         self.validation = validation
         self.testing = testing
         self.unique_overrides.training_batch = training is not None
         self.unique_overrides.validation_batch = validation is not None
         self.unique_overrides.testing_batch = testing is not None
-
-    def configure_trainer(self, trainer: Trainer, /) -> None:
-        self._register_in_trainer(trainer)
 
     @pass_through
     def process_training_batch(self, batch: Any, state: TrainingState, /) -> Any:

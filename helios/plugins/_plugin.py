@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import torch
 
+from helios._callsite import warn
 from helios.core import TrainingState
 
 if TYPE_CHECKING:
@@ -119,12 +121,40 @@ class PluginProtocol(LifecycleHooks, BatchHooks, StopHook, StateHooks, Protocol)
     map_loc: MapLocation
 
 
-class Plugin(PluginProtocol, Protocol):
-    """The plug-in interface, with no-op hooks, for plug-ins that subclass it.
+_Configure = Callable[["Plugin", "Trainer"], None]
+
+
+def _checks_registration(configure: _Configure) -> _Configure:
+    """Wrap a subclass's ``configure_trainer`` to warn when it leaves its plug-in out."""
+
+    @functools.wraps(configure)
+    def configure_trainer(self: Plugin, trainer: Trainer, /) -> None:
+        configure(self, trainer)
+        # Only the most derived override decides: it may register after its super() call.
+        if getattr(type(self), "configure_trainer", None) is not configure_trainer:
+            return
+        plugins = getattr(trainer, "plugins", None)
+        if isinstance(plugins, Mapping) and plugins.get(self.plug_id) is not self:
+            warn(
+                f"{type(self).__qualname__}.configure_trainer returned without registering "
+                f"plug-in {self.plug_id!r}, so the trainer will never call it; call "
+                "super().configure_trainer(trainer) (or self._register_in_trainer(trainer)) "
+                "in it"
+            )
+
+    return configure_trainer
+
+
+class Plugin(PluginProtocol):
+    """The plug-in base class: every member of `PluginProtocol`, hooks as no-ops.
 
     Subclass it and call ``super().__init__("my_id")``; override the hooks you need and
-    claim the unique ones in ``self.unique_overrides``. A class that provides every member
-    of `PluginProtocol` without inheriting anything is a plug-in too.
+    claim the unique ones in ``self.unique_overrides``. Attach it the seed's way,
+    ``plugin.configure_trainer(trainer)``, which registers it (override
+    `configure_trainer` to do more, and call ``super().configure_trainer(trainer)`` or
+    ``self._register_in_trainer(trainer)`` in it). A class that provides every member of
+    `PluginProtocol` without inheriting anything is a plug-in too; ``isinstance(x,
+    Plugin)`` is true only for subclasses.
 
     Examples:
         >>> import helios.plugins as hlp
@@ -134,12 +164,23 @@ class Plugin(PluginProtocol, Protocol):
         ...         self.unique_overrides.training_batch = True
         ...     def process_training_batch(self, batch, state):
         ...         return batch[: len(batch) // 2]
-        >>> Halve().plug_id
-        'halve'
+        >>> plugin = Halve()
+        >>> plugin.plug_id, isinstance(plugin, hlp.Plugin)
+        ('halve', True)
     """
 
-    _plug_id: str
-    _trainer: Trainer | None
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "configure_trainer" in vars(cls):
+            cls.configure_trainer = _checks_registration(  # type: ignore[method-assign]
+                vars(cls)["configure_trainer"]
+            )
+
+    # Set by the trainer before `setup` (declared here so that they count as present).
+    device: torch.device
+    rank: int
+    is_distributed: bool
+    map_loc: MapLocation
 
     def __init__(self, plug_id: str) -> None:
         if not isinstance(plug_id, str) or not plug_id:
@@ -147,10 +188,10 @@ class Plugin(PluginProtocol, Protocol):
         self._plug_id = plug_id
         self.unique_overrides: UniquePluginOverrides = UniquePluginOverrides()
         self._trainer: Trainer | None = None
-        self.device: torch.device = torch.device("cpu")
-        self.rank: int = 0
-        self.is_distributed: bool = False
-        self.map_loc: MapLocation = "cpu"
+        self.device = torch.device("cpu")
+        self.rank = 0
+        self.is_distributed = False
+        self.map_loc = "cpu"
 
     @property
     def plug_id(self) -> str:
@@ -182,8 +223,14 @@ class Plugin(PluginProtocol, Protocol):
         trainer.register_plugin(self)
 
     def configure_trainer(self, trainer: Trainer, /) -> None:
-        """Called by the user to attach the plug-in; built-ins register themselves here."""
-        return None
+        """Called by the user to attach the plug-in: registers it in ``trainer.plugins``.
+
+        Raises:
+            TypeError: if the plug-in is not complete (see `register_plugin`).
+            KeyError: if its id is already registered.
+            ValueError: if it claims a unique override another plug-in has claimed.
+        """
+        self._register_in_trainer(trainer)
 
     def configure_model(self, model: Model, /) -> None:
         """Called by the user to adapt the model to the plug-in."""

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import os
-import sys
-import warnings
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from types import FrameType
 from typing import Any, Final, TypeVar, cast
 
+from helios._callsite import warn
+from helios.core._names import misnamed_members
 from helios.plugins._plugin import (
     OVERRIDE_FLAGS,
     Plugin,
@@ -288,6 +285,7 @@ def register_plugin(table: PluginTable, plugin: object) -> PluginTable:
             )
     if Plugin in type(plugin).__mro__:
         _warn_unclaimed(checked, claims)
+    _warn_misnamed(checked)
     return table._with(checked, claims)
 
 
@@ -298,21 +296,15 @@ def _warn_unclaimed(plugin: PluginProtocol, claims: frozenset[str]) -> None:
         implementation: Any = inspect.getattr_static(type(plugin), hook, None)
         if getattr(implementation, _PASS_THROUGH, False):
             continue
-        warnings.warn(
+        warn(
             f"plug-in {_describe(plugin)} overrides {hook} but does not claim "
             f"unique_overrides.{flag}, so {hook} will never be called; set "
-            f"self.unique_overrides.{flag} = True in its constructor",
-            UserWarning,
-            stacklevel=_caller_outside_helios(),
+            f"self.unique_overrides.{flag} = True in its constructor"
         )
 
 
-def _caller_outside_helios() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside helios."""
-    package = str(Path(__file__).resolve().parents[1]) + os.sep
-    frame: FrameType | None = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame = frame.f_back
-        level += 1
-    return level
+def _warn_misnamed(plugin: PluginProtocol) -> None:
+    cls = type(plugin)
+    base = Plugin if Plugin in cls.__mro__ else None
+    for problem in misnamed_members(cls, base, HOOK_PARAMETERS, {}):
+        warn(f"plug-in {_describe(plugin)}: {problem}")

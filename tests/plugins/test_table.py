@@ -393,10 +393,8 @@ def test_batch_plugin_claims_exactly_the_phases_given_and_never_warns() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         table = register_plugin(PluginTable(), double)
-        table = register_plugin(table, hlp.BatchPlugin("none"))
         table = register_plugin(table, hlp.BatchPlugin("train", training=hlp.take(1)))
     assert table.claims("double") == {"validation_batch"}
-    assert table.claims("none") == frozenset()
     assert table.claims("train") == {"training_batch"}
     assert double.process_validation_batch([1, 2], 0) == [2, 4]
     assert double.process_training_batch([1, 2], hlp.TrainingState()) == [1, 2]
