@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -175,49 +176,72 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
     """Read and check a checkpoint written by `save_checkpoint`.
 
     Only tensors and plain containers are accepted (``torch.load(weights_only=True)``).
+    The file is only read, never changed.
 
     Raises:
-        CheckpointError: if the file is missing, truncated, corrupt, unsafe (carries
-            pickled objects), from another format version, or not a helios checkpoint.
+        CheckpointError: naming the file, if it is missing, truncated, corrupt, unsafe
+            (carries pickled objects), from another format version, or not a helios
+            checkpoint.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        if not zipfile.is_zipfile(path):
-            # torch.save writes zip archives; torch.load reads anything else as a bare
-            # pickle, so garbage fails in the unpickler, not as a corrupt archive.
-            not_zip = ValueError("it is not the zip archive that torch.save writes")
-            raise _corrupt(path, not_zip) from None
-        raise CheckpointError(
-            f"checkpoint {path} is refused: it holds objects other than tensors and plain "
-            f"containers, which could run code when loaded ({error}). Only load files "
-            "you trust, and re-save them with plain state dicts."
-        ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as error:
-        raise _corrupt(path, error) from None
+    except Exception as error:
+        # Damaged files fail anywhere in torch's readers, with all kinds of exceptions
+        # (RuntimeError, EOFError, IndexError from the unpickler's stack, ...).
+        raise _unreadable(path, error) from None
     if not isinstance(content, dict) or not set(content) >= _KEYS:
         raise CheckpointError(
-            f"{path} is not a helios checkpoint (expected the keys {sorted(_KEYS)})"
+            f"{path} is not a helios checkpoint (expected the keys {sorted(_KEYS)}). "
+            f"{_NOTHING_CHANGED}"
         )
     if content["version"] != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format version {content['version']!r}; this helios "
-            f"reads version {FORMAT_VERSION}"
+            f"reads version {FORMAT_VERSION}. {_NOTHING_CHANGED}"
         )
     try:
         content["training_state"] = state_from_dict(content["training_state"])
     except ValueError as error:
-        raise CheckpointError(f"checkpoint {path} has a bad training state: {error}") from None
+        raise CheckpointError(
+            f"checkpoint {path} has a bad training state: {error}. {_NOTHING_CHANGED}"
+        ) from None
     return content
 
 
-def _corrupt(path: Path, error: BaseException) -> CheckpointError:
+#: What torch says when ``weights_only`` refuses an object, and how it names the object.
+_WEIGHTS_ONLY = "Weights only load failed"
+_UNSAFE_GLOBAL = re.compile(r"Unsupported (?:global|class): (?:GLOBAL )?([\w.]+)")
+_NOTHING_CHANGED = "Nothing was changed: the file and the other checkpoints are as they were."
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    if not zipfile.is_zipfile(path):
+        # torch.save writes zip archives; torch.load reads anything else as a bare pickle,
+        # so garbage fails in the unpickler, not as a corrupt archive.
+        return _corrupt(path, "it is not the zip archive that torch.save writes")
+    if isinstance(error, pickle.UnpicklingError) and _WEIGHTS_ONLY in str(error):
+        unsafe = _UNSAFE_GLOBAL.search(str(error))
+        what = "" if unsafe is None else f" (a pickled {unsafe[1]})"
+        return CheckpointError(
+            f"checkpoint {path} is refused: it holds objects other than tensors and plain "
+            f"containers, which could run code when loaded{what}. {_NOTHING_CHANGED} Only "
+            "load files you trust, and re-save them with plain state dicts."
+        )
+    return _corrupt(path, f"{type(error).__name__}: {_first_line(error)}")
+
+
+def _corrupt(path: Path, reason: str) -> CheckpointError:
     return CheckpointError(
-        f"checkpoint {path} is truncated or corrupt and cannot be read ({error}). "
-        "Delete it to resume from the previous checkpoint."
+        f"checkpoint {path} is truncated or corrupt and cannot be read ({reason}). "
+        f"{_NOTHING_CHANGED} Delete it to resume from the previous checkpoint."
     )
 
 
