@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sized
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+if TYPE_CHECKING:
+    from helios.trainer import Trainer
 
 __all__ = ["DataModule", "ResumableSampler"]
 
@@ -97,9 +100,33 @@ class DataModule:
     """
 
     def __init__(self) -> None:
+        self._trainer: Trainer | None = None
         self.is_distributed = False
         self.rank = 0
         self.world_size = 1
+
+    @property
+    def trainer(self) -> Trainer:
+        """The trainer using the data module, set before `prepare_data` and `setup`.
+
+        Through it the data module reaches the plug-ins (``trainer.plugins``), as the
+        model does.
+
+        Raises:
+            RuntimeError: before the data module is handed to `Trainer.fit` /
+                `Trainer.test`.
+        """
+        trainer: Trainer | None = self.__dict__.get("_trainer")
+        if trainer is None:
+            raise RuntimeError(
+                f"data module {type(self).__qualname__} has no trainer yet; it gets one when "
+                "passed to Trainer.fit or Trainer.test, before prepare_data() and setup()"
+            )
+        return trainer
+
+    @trainer.setter
+    def trainer(self, trainer: Trainer) -> None:
+        self._trainer = trainer
 
     def prepare_data(self) -> None:
         """Download or build data (called once, before `setup`)."""
@@ -158,3 +185,7 @@ class DataModule:
             pin_memory=pin_memory,
             collate_fn=collate_fn,
         )
+
+
+#: The public members of `DataModule`: the hooks the trainer calls and its tools.
+DATA_HOOKS: Final = frozenset(name for name in vars(DataModule) if not name.startswith("_"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import torch
 
@@ -49,8 +49,7 @@ class Model:
             raise ValueError(f"save_name must be a non-empty string, got {save_name!r}")
         self._save_name = save_name
         self._trainer: Trainer | None = None
-        #: Metrics the model computes (validation accuracy, ...); plug-ins read them.
-        self.metrics: dict[str, float] = {}
+        self._metrics: dict[str, float] = {}
         self.device: torch.device = torch.device("cpu")
         self.rank: int = 0
         self.is_distributed: bool = False
@@ -66,6 +65,19 @@ class Model:
         if not isinstance(name, str) or not name:
             raise ValueError(f"save_name must be a non-empty string, got {name!r}")
         self._save_name = name
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """Metrics the model computes (validation accuracy, ...); plug-ins read them.
+
+        Fill or assign it in `on_validation_end`. A subclass may compute it instead, as
+        a property of its own (as Helios 1.x models do).
+        """
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: dict[str, float]) -> None:
+        self._metrics = metrics
 
     @property
     def trainer(self) -> Trainer:
@@ -205,3 +217,35 @@ class Model:
 
     def on_testing_end(self) -> None:
         """Called after testing; compute `metrics` here."""
+
+
+#: The public members of `Model`: the hooks the trainer calls and the model's tools.
+MODEL_HOOKS: Final = frozenset(name for name in vars(Model) if not name.startswith("_"))
+
+#: Hooks of Helios 1.x and 2.x that helios does not call, and what to do instead.
+RETIRED_MODEL_HOOKS: Final[Mapping[str, str]] = {
+    "append_metadata_to_chkpt_name": (
+        "checkpoint names are always epoch_<e>_iter_<i>.pth (so that resuming finds them); "
+        "keep metadata in state_dict() or metrics instead"
+    ),
+    "append_to_banner": "there is no banner; log what you need in on_training_start()",
+    "trained_state_dict": (
+        "save the trained network yourself (e.g. in on_training_end()), or test from the "
+        "newest checkpoint with Trainer.test"
+    ),
+    "types_for_safe_load": (
+        "checkpoints hold tensors and plain containers only (torch.load weights_only); "
+        "return plain values from state_dict() instead of custom objects"
+    ),
+    "user_state_dict": (
+        "return everything a checkpoint should hold from state_dict() (otherwise the "
+        "checkpoints hold an empty model)"
+    ),
+    "load_user_state_dict": "restore it in load_state_dict()",
+    "batch_to_device": (
+        "move batches with helios.plugins.DevicePlugin or a BatchPlugin transform "
+        "(helios.core.to_device)"
+    ),
+    "should_advance_dataset_phase": "not supported: the data module returns one loader per phase",
+    "should_save_checkpoint": "checkpoints are written every chkpt_frequency units",
+}

@@ -127,13 +127,15 @@ def _due(count: int, frequency: int | None) -> bool:
 def after_batch(state: TrainingState, config: LoopConfig, seconds: float) -> BatchOutcome:
     """Count one training batch that took ``seconds``.
 
-    Returns the new state and whether to log, validate or checkpoint now and whether
-    training is done. With ``TrainingUnit.EPOCH`` only logging is decided per batch.
+    ``global_iteration`` counts every batch; ``current_iteration`` counts optimiser steps
+    (closed accumulation windows), as in Helios. Returns the new state and whether to
+    log, validate or checkpoint now and whether training is done. With
+    ``TrainingUnit.EPOCH`` only logging is decided per batch.
     """
-    current = state.current_iteration + 1
+    global_iteration = state.global_iteration + 1
     running = state.running_iter + 1
-    stepped = current % config.accumulation_steps == 0
-    global_iteration = state.global_iteration + 1 if stepped else state.global_iteration
+    stepped = global_iteration % config.accumulation_steps == 0
+    current = state.current_iteration + 1 if stepped else state.current_iteration
     average = state.average_iter_time + (seconds - state.average_iter_time) / running
     new = TrainingState(
         current,
@@ -145,15 +147,15 @@ def after_batch(state: TrainingState, config: LoopConfig, seconds: float) -> Bat
         average,
         running,
     )
-    should_log = stepped and _due(global_iteration, config.print_frequency)
+    should_log = stepped and _due(current, config.print_frequency)
     if config.unit is TrainingUnit.ITERATION and stepped:
         return BatchOutcome(
             new,
             stepped,
             should_log,
-            _due(global_iteration, config.valid_frequency),
-            _due(global_iteration, config.chkpt_frequency),
-            global_iteration >= config.total_steps,
+            _due(current, config.valid_frequency),
+            _due(current, config.chkpt_frequency),
+            current >= config.total_steps,
         )
     return BatchOutcome(new, stepped, should_log, False, False, False)
 
@@ -188,12 +190,13 @@ def is_done(state: TrainingState, config: LoopConfig) -> bool:
     """Whether ``state`` has already reached ``total_steps`` (e.g. a finished run resumed)."""
     if config.unit is TrainingUnit.EPOCH:
         return state.global_epoch >= config.total_steps
-    return state.global_iteration >= config.total_steps
+    return state.current_iteration >= config.total_steps
 
 
 def checkpoint_name(state: TrainingState) -> str:
-    """The checkpoint file name for ``state``: ``epoch_<e>_iter_<i>.pth``."""
-    return f"epoch_{state.global_epoch}_iter_{state.global_iteration}.pth"
+    """The checkpoint file name for ``state``: ``epoch_<e>_iter_<i>.pth``, with ``e`` the
+    completed epochs and ``i`` the optimiser steps (``current_iteration``)."""
+    return f"epoch_{state.global_epoch}_iter_{state.current_iteration}.pth"
 
 
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)_iter_(\d+)\.pth$")

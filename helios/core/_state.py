@@ -39,10 +39,12 @@ class TrainingState:
     """Where training stands. Immutable: the trainer makes a new one with `attrs.evolve`.
 
     Attributes:
-        current_iteration: Batches trained on since training began (each batch of an
+        current_iteration: Optimiser steps (closed accumulation windows) since training
+            began: ``global_iteration // accumulation_steps``. What ``total_steps`` and the
+            valid / checkpoint / print frequencies count with ``TrainingUnit.ITERATION``,
+            and the ``iter_<i>`` of checkpoint names (as in Helios).
+        global_iteration: Training batches since training began (each batch of an
             accumulation window counts).
-        global_iteration: Optimiser steps (closed accumulation windows) since training
-            began: what ``total_steps`` counts with ``TrainingUnit.ITERATION``.
         global_epoch: Completed epochs.
         validation_cycles: Completed validation passes.
         dataset_iter: Batches drawn from the training data in the current epoch (where a

@@ -39,6 +39,15 @@ PRUNED_ATTR = "helios:pruned_at_cycle"
 PROBE_ATTR = "helios:storage_check"
 
 
+def _check_validates(trainer: Trainer) -> None:
+    if trainer.config.valid_frequency is None:
+        raise ValueError(
+            "OptunaPlugin reports and prunes after validation cycles, but the trainer has "
+            "valid_frequency=None, so it would never report a value or prune the trial: "
+            "give the Trainer a valid_frequency (and the data module a valid_dataloader)"
+        )
+
+
 @PLUGIN_REGISTRY.register
 class OptunaPlugin(Plugin):
     """Connects a training run to an Optuna trial.
@@ -101,12 +110,14 @@ class OptunaPlugin(Plugin):
         """Register the plug-in and make `optuna.TrialPruned` leave `fit` unchanged.
 
         Raises:
-            ValueError: if the run is distributed and the trial's storage is not shared
-                between processes (an in-memory study): use a persistent storage.
+            ValueError: if the trainer never validates (``valid_frequency=None``: nothing
+                would be reported or pruned), or if the run is distributed and the trial's
+                storage is not shared between processes (an in-memory study).
         """
+        # Checked first, so that a refusal leaves the trainer as it was.
         if trainer.is_distributed:
-            # Checked first, so that a refusal leaves the trainer as it was.
             self._check_storage_is_shared()
+        _check_validates(trainer)
         self._register_in_trainer(trainer)
         if optuna.TrialPruned not in trainer.train_exceptions:
             trainer.train_exceptions.append(optuna.TrialPruned)
@@ -151,6 +162,10 @@ class OptunaPlugin(Plugin):
             )
         self._pending_cycle = None
         self._pruned_at = None
+
+    def on_training_start(self) -> None:
+        # Also here for a plug-in registered with trainer.register_plugin.
+        _check_validates(self.trainer)
 
     def on_validation_end(self, validation_cycle: int, /) -> None:
         # The model's on_validation_end has not run yet: report at the next stop check.

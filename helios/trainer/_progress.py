@@ -37,7 +37,7 @@ class Progress:
         total = None if config.total_steps == math.inf else int(config.total_steps)
         if self._unit is TrainingUnit.ITERATION:
             self._main: tqdm[Any] = tqdm(
-                total=total, initial=state.global_iteration, desc="training", unit="it"
+                total=total, initial=state.current_iteration, desc="training", unit="it"
             )
         else:
             self._main = tqdm(total=total, initial=state.global_epoch, desc="epochs", unit="ep")

@@ -16,6 +16,7 @@ import attrs
 import torch
 from torch.utils.data import DataLoader
 
+from helios._callsite import warn
 from helios.core import (
     LoopConfig,
     TrainingState,
@@ -27,8 +28,9 @@ from helios.core import (
     is_done,
     state_to_dict,
 )
-from helios.data import DataModule, ResumableSampler
-from helios.model import Model
+from helios.core._names import misnamed_members
+from helios.data import DATA_HOOKS, DataModule, ResumableSampler
+from helios.model import MODEL_HOOKS, RETIRED_MODEL_HOOKS, Model
 from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_plugin
 from helios.trainer import _distributed as dist_support
 from helios.trainer._checkpoint import (
@@ -170,6 +172,18 @@ class Trainer:
                 raise ValueError(f"gpus lists an id twice: {gpus!r}")
         if cpu_processes > 1 and use_cpu is False:
             raise ValueError("cpu_processes > 1 needs use_cpu=True (or use_cpu=None)")
+        if cpu_processes > 1 and gpus is not None:
+            raise ValueError(
+                f"cpu_processes={cpu_processes} and gpus={gpus!r} were both given: with gpus "
+                "the run has one process per GPU; drop cpu_processes (or gpus and pass "
+                "use_cpu=True)"
+            )
+        if cpu_processes > 1 and use_cpu is None and torch.cuda.is_available():
+            raise ValueError(
+                f"cpu_processes={cpu_processes} asks for CPU processes, but use_cpu=None picks "
+                "the GPU on this machine (CUDA is available), where cpu_processes does not "
+                "apply: pass use_cpu=True to train on CPU processes, or gpus=[...] for GPUs"
+            )
         for name, folder in (("chkpt_root", chkpt_root), ("log_root", log_root)):
             if folder is not None and not isinstance(folder, str | os.PathLike):
                 raise ValueError(f"{name} must be a folder path (str or Path), got {folder!r}")
@@ -303,7 +317,7 @@ class Trainer:
 
     def is_accumulation_boundary(self, state: TrainingState) -> bool:
         """Whether the batch ``state`` counts closes an accumulation window (step now)."""
-        return state.current_iteration % self._config.accumulation_steps == 0
+        return state.global_iteration % self._config.accumulation_steps == 0
 
     def checkpoint_folder(self, model: Model) -> Path | None:
         """Where ``model``'s checkpoints go (``None`` without ``chkpt_root``)."""
@@ -322,7 +336,11 @@ class Trainer:
             Exception: Whatever the model, the data or a plug-in raises: an exception
                 listed in `train_exceptions` unchanged and unlogged, any other logged and
                 re-raised.
+            ValueError: before any training step, for a setting under which something
+                could never happen (early stopping with a model that never reports an
+                improvement, ...).
         """
+        self._check_entry(model, datamodule, training=True)
         if self._needs_spawn():
             return dist_support.spawn(self, "fit", model, datamodule)
         with dist_support.process_group(self):
@@ -334,10 +352,32 @@ class Trainer:
         Loads the newest checkpoint, or calls ``model.load_for_testing()`` when there is
         none.
         """
+        self._check_entry(model, datamodule, training=False)
         if self._needs_spawn():
             return dist_support.spawn(self, "test", model, datamodule)
         with dist_support.process_group(self):
             return self._run_here("test", model, datamodule)
+
+    def _check_entry(self, model: Model, datamodule: DataModule, *, training: bool) -> None:
+        """Refuse what cannot work and warn about hooks that would never be called."""
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a helios.model.Model, got {type(model).__name__}")
+        if not isinstance(datamodule, DataModule):
+            raise TypeError(
+                f"datamodule must be a helios.data.DataModule, got {type(datamodule).__name__}"
+            )
+        cycles = self._config.early_stop_cycles
+        if training and cycles is not None and not _overrides(model, "have_metrics_improved"):
+            raise ValueError(
+                f"early_stop_cycles={cycles} stops training after {cycles} validations without "
+                f"improvement, but {type(model).__qualname__} does not override "
+                "have_metrics_improved(), which always answers True: training would never "
+                "stop early. Override have_metrics_improved() or drop early_stop_cycles."
+            )
+        for problem in misnamed_members(type(model), Model, MODEL_HOOKS, RETIRED_MODEL_HOOKS):
+            warn(f"model {type(model).__qualname__}: {problem}")
+        for problem in misnamed_members(type(datamodule), DataModule, DATA_HOOKS, {}):
+            warn(f"data module {type(datamodule).__qualname__}: {problem}")
 
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
@@ -350,38 +390,52 @@ class Trainer:
         """Run ``fit`` or ``test`` in this process: a registered exception passes through
         unlogged, any other is logged with its traceback and re-raised."""
         run = self._fit if method == "fit" else self._test
-        handler = self._start_logging(model)
+        with self._logging(model):
+            try:
+                return run(model, datamodule)
+            except self._passthrough(method):
+                raise
+            except Exception:
+                logger.exception("%s failed on rank %d", method, self.rank)
+                raise
+
+    @contextlib.contextmanager
+    def _logging(self, model: Model) -> Iterator[None]:
+        """Where helios's messages go during a run.
+
+        INFO messages (resuming, progress lines) are shown: to the user's logging set-up
+        when there is one, else to the console (rank 0), as Lightning does; with
+        ``enable_file_logging`` also to ``<log_root>/<run_name>.log``.
+        """
+        handlers: list[logging.Handler] = []
+        if self.rank == 0 and not logger.hasHandlers():
+            console = logging.StreamHandler()
+            console.setFormatter(logging.Formatter("helios: %(message)s"))
+            # An exception that ends the run is re-raised and shown by Python (or, in a
+            # worker, by the main process): the console need not print it twice.
+            console.addFilter(lambda record: record.exc_info is None)
+            handlers.append(console)
+        if self.enable_file_logging and self.rank == 0:
+            assert self.log_root is not None
+            self.log_root.mkdir(parents=True, exist_ok=True)
+            path = self.log_root / f"{self.run_name or model.save_name}.log"
+            file_handler = logging.FileHandler(path)
+            file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            handlers.append(file_handler)
+        level = logger.level
+        if level == logging.NOTSET or (self.enable_file_logging and level > logging.INFO):
+            logger.setLevel(logging.INFO)
+        for handler in handlers:
+            logger.addHandler(handler)
         try:
-            return run(model, datamodule)
-        except self._passthrough(method):
-            raise
-        except Exception:
-            logger.exception("%s failed on rank %d", method, self.rank)
-            raise
+            yield
         finally:
-            if handler is not None:
+            for handler in handlers:
                 logger.removeHandler(handler)
                 handler.close()
-
-    def _start_logging(self, model: Model) -> logging.Handler | None:
-        if not self.enable_file_logging or self.rank != 0:
-            return None
-        assert self.log_root is not None
-        self.log_root.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.log_root / f"{self.run_name or model.save_name}.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        if logger.level == logging.NOTSET or logger.level > logging.INFO:
-            logger.setLevel(logging.INFO)
-        return handler
+            logger.setLevel(level)
 
     def _prepare(self, model: Model, datamodule: DataModule, fast_init: bool) -> DispatchPlan:
-        if not isinstance(model, Model):
-            raise TypeError(f"model must be a helios.model.Model, got {type(model).__name__}")
-        if not isinstance(datamodule, DataModule):
-            raise TypeError(
-                f"datamodule must be a helios.data.DataModule, got {type(datamodule).__name__}"
-            )
         self._seed_and_determinism()
         self.model = model
         model.trainer = self
@@ -389,6 +443,7 @@ class Trainer:
         model.rank = self.rank
         model.is_distributed = self.is_distributed
         model.map_loc = self.map_loc
+        datamodule.trainer = self
         datamodule.is_distributed = self.is_distributed
         datamodule.rank = self.rank
         datamodule.world_size = self.world_size
@@ -477,7 +532,8 @@ class Trainer:
             if plugin.plug_id in saved_plugins:
                 plugin.load_state_dict(saved_plugins[plugin.plug_id])
         state = training_state_of(content)
-        logger.info("resuming %s from %s", model.save_name, newest)
+        if self.rank == 0:
+            logger.info("resuming %s from checkpoint %s", model.save_name, newest)
         rng_states = content["rng"]
         if not isinstance(rng_states, list) or not rng_states:
             raise CheckpointError(f"checkpoint {newest} has no random-generator states")
@@ -644,7 +700,7 @@ class Trainer:
         logger.info(
             "epoch %d iteration %d%s (%.2f ms/batch)",
             state.global_epoch,
-            state.global_iteration,
+            state.current_iteration,
             "" if loss is None else f" loss {loss:.6g}",
             state.average_iter_time * 1e3,
         )
@@ -706,6 +762,10 @@ def _evaluate(
             before(index)
             step(processed, index)
             after(index)
+
+
+def _overrides(model: Model, hook: str) -> bool:
+    return getattr(type(model), hook) is not getattr(Model, hook)
 
 
 def _check_nonempty(loader: DataLoader[Any]) -> None:

@@ -18,6 +18,7 @@ from helios.core import (
     after_validation,
     checkpoint_name,
     is_done,
+    parse_checkpoint_name,
 )
 
 MONOTONE = ("current_iteration", "global_iteration", "global_epoch", "validation_cycles")
@@ -119,7 +120,7 @@ def test_validation_happens_exactly_every_valid_frequency_units(
     if config.valid_frequency is None:
         assert validations == []
         return
-    unit = "global_iteration" if config.unit is TrainingUnit.ITERATION else "global_epoch"
+    unit = "current_iteration" if config.unit is TrainingUnit.ITERATION else "global_epoch"
     points = [getattr(state, unit) for state in validations]
     assert points == [config.valid_frequency * (i + 1) for i in range(len(points))]
     # ...and none is missed: the next multiple was never reached.
@@ -134,7 +135,7 @@ def test_training_ends_at_total_steps_or_first_stop(
     config, length, improvements, stop_at = schedule
     state, events, why = simulate(config, length, improvements, stop_at)
     batches = sum(1 for kind, _ in events if kind == "batch")
-    unit = "global_iteration" if config.unit is TrainingUnit.ITERATION else "global_epoch"
+    unit = "current_iteration" if config.unit is TrainingUnit.ITERATION else "global_epoch"
     if why == "done":
         assert getattr(state, unit) == config.total_steps
         assert is_done(state, config)
@@ -171,13 +172,17 @@ def test_optimiser_steps_count_closed_accumulation_windows(config: LoopConfig, n
         outcome = after_batch(state, config, 0.0)
         stepped += outcome.stepped
         state = outcome.state
-    assert state.global_iteration == stepped == n // config.accumulation_steps
-    assert state.current_iteration == n
+    # As in Helios: current_iteration counts optimiser steps, global_iteration batches.
+    assert state.current_iteration == stepped == n // config.accumulation_steps
+    assert state.global_iteration == n
 
 
 def test_checkpoint_name_counts_epochs_and_iterations() -> None:
-    state = attrs.evolve(TrainingState(), global_epoch=3, global_iteration=120)
+    state = attrs.evolve(
+        TrainingState(), global_epoch=3, current_iteration=120, global_iteration=240
+    )
     assert checkpoint_name(state) == "epoch_3_iter_120.pth"
+    assert parse_checkpoint_name(checkpoint_name(state)) == (3, 120)
 
 
 @pytest.mark.parametrize(
