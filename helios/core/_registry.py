@@ -15,7 +15,9 @@ class Registry(Generic[T]):
     """Factories (usually classes) registered under their ``__name__``.
 
     Use an instance as a decorator, or call `register`. Looking up an unknown name raises
-    `KeyError` listing the known names; registering a taken name is refused.
+    `KeyError` listing the known names; registering a taken name is refused, except for a
+    new definition of the same class (same module and qualified name, as when a notebook
+    cell runs again), which replaces the old one.
 
     Args:
         kind: What the registry holds, for error messages (``"plug-in"``).
@@ -42,7 +44,8 @@ class Registry(Generic[T]):
         """Register ``factory`` under its ``__name__`` and return it unchanged.
 
         Raises:
-            KeyError: if the name is already registered.
+            KeyError: if the name is already registered by another class (one defined
+                elsewhere).
             TypeError: if ``factory`` is not callable or the registry's check refuses it.
         """
         if not callable(factory):
@@ -52,11 +55,14 @@ class Registry(Generic[T]):
             raise TypeError(f"cannot register {factory!r} as a {self._kind}: it has no __name__")
         if self._check is not None:
             self._check(factory)
-        if name in self._entries:
+        known = self._entries.get(name)
+        if known is not None and known is not factory and not _same_definition(known, factory):
             raise KeyError(
                 f"a {self._kind} named {name!r} is already registered "
-                f"({self._entries[name]!r}); pick another class name"
+                f"({known!r}, from module {getattr(known, '__module__', '?')}); pick another "
+                "class name"
             )
+        # The same definition again (a notebook cell or a module run twice) replaces it.
         self._entries[name] = cast(Callable[..., T], factory)
         return factory
 
@@ -92,3 +98,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         """The registered names, in registration order."""
         return list(self._entries)
+
+
+def _same_definition(old: object, new: object) -> bool:
+    return (getattr(old, "__module__", None), getattr(old, "__qualname__", None)) == (
+        getattr(new, "__module__", None),
+        getattr(new, "__qualname__", None),
+    )

@@ -74,12 +74,23 @@ def test_unknown_name_raises_key_error_listing_known_names() -> None:
         shapes.get("Beta")
 
 
-def test_duplicate_name_is_refused_and_the_first_entry_kept() -> None:
+def test_a_name_taken_by_another_class_is_refused_and_the_first_entry_kept() -> None:
     shapes = make_registry()
     first = shapes.register(type("Twin", (Shape,), {}))
-    with pytest.raises(KeyError, match="a shape named 'Twin' is already registered"):
-        shapes.register(type("Twin", (Shape,), {}))
+    elsewhere = type("Twin", (Shape,), {"__module__": "somewhere.else"})
+    with pytest.raises(KeyError, match=r"a shape named 'Twin' is already registered .*tests"):
+        shapes.register(elsewhere)
     assert shapes.get("Twin") is first
+    assert len(shapes) == 1
+
+
+def test_the_same_definition_again_replaces_the_entry() -> None:
+    # What a notebook does when the cell defining a registered class runs again.
+    shapes = make_registry()
+    first = shapes.register(type("Twin", (Shape,), {}))
+    assert shapes.register(first) is first
+    again = shapes.register(type("Twin", (Shape,), {}))
+    assert shapes.get("Twin") is again is not first
     assert len(shapes) == 1
 
 

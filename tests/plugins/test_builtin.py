@@ -293,8 +293,9 @@ def test_registry_decorator_forms_register_by_class_name() -> None:
     assert type(hlp.create_plugin("BuiltinTestsRegisteredPlugin")) is BuiltinTestsRegisteredPlugin
     assert hlp.create_plugin("BuiltinTestsCalledPlugin").plug_id == "called"
 
+    other = type("BuiltinTestsCalledPlugin", (hlp.Plugin,), {"__module__": "elsewhere"})
     with pytest.raises(KeyError, match="'BuiltinTestsCalledPlugin' is already registered"):
-        hlp.PLUGIN_REGISTRY.register(BuiltinTestsCalledPlugin)
+        hlp.PLUGIN_REGISTRY.register(other)
 
 
 def test_registry_refuses_what_is_not_a_plugin_class() -> None:
