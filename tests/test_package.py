@@ -172,19 +172,20 @@ def test_wheel_installs_and_trains(tmp_path: Path) -> None:
     )
     assert built.returncode == 0, f"python -m build failed:\n{built.stdout}{built.stderr}"
     version = helios.__version__
-    wheel = dist / f"helios-{version}-py3-none-any.whl"
-    sdist = dist / f"helios-{version}.tar.gz"
+    wheel = dist / f"helios_train-{version}-py3-none-any.whl"
+    sdist = dist / f"helios_train-{version}.tar.gz"
     assert sorted(dist.iterdir()) == sorted([wheel, sdist]), list(dist.iterdir())
 
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert "helios/py.typed" in names
     assert "helios/plugins/optuna.py" in names
-    assert all(name.startswith(("helios/", f"helios-{version}.dist-info/")) for name in names), [
+    info = f"helios_train-{version}.dist-info/"
+    assert all(name.startswith(("helios/", info)) for name in names), [
         name for name in names if not name.startswith("helios")
     ]
     with tarfile.open(sdist) as archive:
-        assert f"helios-{version}/helios/py.typed" in archive.getnames()
+        assert f"helios_train-{version}/helios/py.typed" in archive.getnames()
 
     installed = _run(
         [

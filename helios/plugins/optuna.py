@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 try:
     import optuna
     from optuna.distributions import CategoricalChoiceType
-
-    try:
-        from optuna.storages import RetryHeartbeatStaleTrialCallback as _RetryCallback
-    except ImportError:  # Optuna < 4.9 names it RetryFailedTrialCallback
-        from optuna.storages import RetryFailedTrialCallback as _RetryCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 except ImportError as error:  # pragma: no cover - optuna is a dependency of helios
-    raise ImportError("helios.plugins.optuna needs Optuna: pip install -U optuna") from error
+    raise ImportError(
+        "helios.plugins.optuna needs Optuna 4.9 or newer: pip install -U 'optuna>=4.9'"
+    ) from error
 
 from helios.plugins._builtin import PLUGIN_REGISTRY
 from helios.plugins._plugin import Plugin
@@ -101,7 +99,7 @@ class OptunaPlugin(Plugin):
         with warnings.catch_warnings():
             # Marked experimental by Optuna, but it is the public way to find the number.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retried = _RetryCallback.retried_trial_number(self._frozen())
+            retried = RetryHeartbeatStaleTrialCallback.retried_trial_number(self._frozen())
         return self._trial.number if retried is None else retried
 
     # -- configuration ------------------------------------------------------------------

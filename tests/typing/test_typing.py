@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import runpy
 import subprocess
@@ -127,10 +128,23 @@ def test_fail_file_reports_exactly_the_marked_errors(
 
 
 def test_pass_files_type_check_under_basedpyright() -> None:
-    # basedpyright is in the dev extra: missing, it is a failure, not a skip.
+    # basedpyright is in the dev extra: missing, it is a failure, not a skip. It is told
+    # which interpreter's packages to read, and PATH is left without this environment's
+    # scripts, as when the suite runs as `.venv/bin/python -m pytest` without activating.
+    env = {**os.environ, "PATH": os.pathsep.join(("/usr/bin", "/bin"))}
     run = subprocess.run(
-        [sys.executable, "-m", "basedpyright", "--project", str(PYRIGHT_CONFIG), "--outputjson"],
+        [
+            sys.executable,
+            "-m",
+            "basedpyright",
+            "--project",
+            str(PYRIGHT_CONFIG),
+            "--pythonpath",
+            sys.executable,
+            "--outputjson",
+        ],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
