@@ -19,13 +19,16 @@ class ResumableSampler(Sampler[int]):
 
     The order of epoch ``e`` depends only on ``seed`` and ``e``. With several processes
     each rank takes every ``num_replicas``-th index (the trainer sets the shard), padding
-    so that all ranks see the same number of samples, as `DistributedSampler` does.
+    so that all ranks see the same number of samples, as `DistributedSampler` does —
+    unless ``split`` is false: then every rank sees all of the data.
 
     Args:
         data_source: The dataset (or its length).
         shuffle: Draw a new permutation every epoch.
         seed: Seed of the permutations.
         drop_last: With several replicas, drop the tail instead of padding.
+        split: Split the data across the ranks of a distributed run (`shard` does
+            nothing when false).
     """
 
     def __init__(
@@ -35,8 +38,10 @@ class ResumableSampler(Sampler[int]):
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
+        split: bool = True,
     ) -> None:
         self.size = data_source if isinstance(data_source, int) else len(data_source)
+        self.split = split
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
@@ -46,9 +51,12 @@ class ResumableSampler(Sampler[int]):
         self.num_replicas = 1
 
     def shard(self, rank: int, num_replicas: int) -> None:
-        """Make this sampler yield only the share of ``rank`` among ``num_replicas``."""
+        """Make this sampler yield only the share of ``rank`` among ``num_replicas``
+        (nothing changes for a sampler made with ``split=False``)."""
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank must be in [0, {num_replicas}), got {rank}")
+        if not self.split:
+            return
         self.rank = rank
         self.num_replicas = num_replicas
 
@@ -96,7 +104,9 @@ class DataModule:
     batches when the loader's order is deterministic.
 
     In distributed runs the trainer shards every loader: a plain sampler is replaced by
-    a distributed one (a loader that already has a `DistributedSampler` is kept).
+    a distributed one (a loader that already has a `DistributedSampler` is kept). A
+    loader made with ``create_dataloader(..., shard=False)`` is not sharded: every rank
+    sees all of its data.
     """
 
     def __init__(self) -> None:
@@ -160,8 +170,16 @@ class DataModule:
         num_workers: int = 0,
         pin_memory: bool = False,
         collate_fn: Callable[[list[Any]], Any] | None = None,
+        shard: bool = True,
     ) -> DataLoader[Any]:
         """Make a loader that resumes mid-epoch exactly and shards itself per rank.
+
+        In a distributed run each rank gets its share of the data (``shard=True``), so
+        metrics computed on a validation loader are per-rank values: combine them with
+        `helios.trainer.reduce_metrics`. With ``shard=False`` every rank sees all of the
+        data instead: each computes the metric of the whole set by itself (no
+        combining, at the cost of every rank doing all of the work) — Helios 1.x's
+        ``is_distributed=False``.
 
         Args:
             dataset: A map-style dataset.
@@ -172,10 +190,13 @@ class DataModule:
             num_workers: Loader worker processes.
             pin_memory: Pin batches (for fast asynchronous copies to a GPU).
             collate_fn: How samples become a batch.
+            shard: Split the data across the ranks of a distributed run.
         """
         if not isinstance(dataset, Sized):
             raise TypeError("create_dataloader needs a map-style dataset with a length")
-        sampler = ResumableSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        sampler = ResumableSampler(
+            dataset, shuffle=shuffle, seed=seed, drop_last=drop_last, split=shard
+        )
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -85,6 +85,7 @@ class OptunaPlugin(Plugin):
         self.metric_name = metric_name
         self.unique_overrides.should_training_stop = True
         self._pending_cycle: int | None = None
+        self._reported_cycle: int | None = None
         self._pruned_at: int | None = None
         self._storage_checked = False
 
@@ -159,6 +160,7 @@ class OptunaPlugin(Plugin):
                 "study's storage is shared by the worker processes"
             )
         self._pending_cycle = None
+        self._reported_cycle = None
         self._pruned_at = None
 
     def on_training_start(self) -> None:
@@ -179,22 +181,28 @@ class OptunaPlugin(Plugin):
         if self.rank != 0:
             # Rank 0 decides; the trainer spreads its answer to every rank.
             return False
-        if self.report_metrics(cycle) and self._trial.should_prune():
+        reported = self._reported_cycle == cycle or self.report_metrics(cycle)
+        if reported and self._trial.should_prune():
             self._pruned_at = cycle
             if self.is_distributed:
                 self._trial.set_user_attr(PRUNED_ATTR, cycle)
         return self._pruned_at is not None
 
     def report_metrics(self, validation_cycle: int) -> bool:
-        """Report ``model.metrics[metric_name]`` for ``validation_cycle``.
+        """Report ``model.metrics[metric_name]`` for ``validation_cycle``, on rank 0 only.
 
-        Called automatically after every validation cycle; returns whether a value was
-        reported (nothing is when the key is missing).
+        Called automatically after every validation cycle, so a model need not call it;
+        one that does (as Helios 1.x models did, in ``on_validation_end``, on every rank)
+        is not reported twice. In a distributed run only rank 0 reports: the other ranks'
+        values would otherwise overwrite its own. Returns whether a value was reported
+        (nothing is on the other ranks, nor when the key is missing).
         """
         model = self.trainer.model
-        if model is None or self.metric_name not in model.metrics:
+        if self.rank != 0 or model is None or self.metric_name not in model.metrics:
             return False
-        self._trial.report(float(model.metrics[self.metric_name]), validation_cycle)
+        if self._reported_cycle != validation_cycle:
+            self._trial.report(float(model.metrics[self.metric_name]), validation_cycle)
+            self._reported_cycle = validation_cycle
         return True
 
     def on_training_end(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import multiprocessing
+import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +23,18 @@ __all__ = ["Progress"]
 T = TypeVar("T")
 
 
+def _bars_in_this_process() -> None:
+    """Give tqdm a thread lock in worker processes, before their first bar.
+
+    tqdm's default lock includes a multiprocessing semaphore; a worker process the trainer
+    started ends without interpreter teardown, which leaves that semaphore behind (the
+    resource tracker then warns of a leak). Only rank 0 draws bars, so a lock shared
+    between processes has no use there.
+    """
+    if multiprocessing.parent_process() is not None and not hasattr(tqdm, "_lock"):
+        tqdm.set_lock(threading.RLock())
+
+
 def _length(loader: Iterable[Any]) -> int | None:
     try:
         return len(loader)  # type: ignore[arg-type]
@@ -32,6 +46,7 @@ class Progress:
     """The bars of one training run."""
 
     def __init__(self, trainer: Trainer, state: TrainingState) -> None:
+        _bars_in_this_process()
         config = trainer.config
         self._unit = config.unit
         total = None if config.total_steps == math.inf else int(config.total_steps)
@@ -72,6 +87,7 @@ class Progress:
     @staticmethod
     def wrap(loader: Iterable[T], desc: str) -> Iterator[T]:
         """``loader`` with a transient bar (validation, testing)."""
+        _bars_in_this_process()
         return iter(tqdm(loader, total=_length(loader), desc=desc, leave=False, unit="batch"))
 
     def close(self, state: TrainingState) -> None:

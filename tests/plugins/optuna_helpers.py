@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 
+from helios.plugins.optuna import OptunaPlugin
 from tests.trainer.helpers import ReportingClassifier
 
 
@@ -26,3 +27,13 @@ class MetricModel(ReportingClassifier):
     def on_training_end(self) -> None:
         self.ended += 1
         super().on_training_end()
+
+
+class ManualReporter(MetricModel):
+    """A Helios 1.x model: each rank computes its own value and reports it itself."""
+
+    def on_validation_end(self, validation_cycle: int) -> None:
+        self.metrics[self.metric_key] = 10.0 * validation_cycle + self.rank
+        plugin = self.trainer.plugins["optuna"]
+        assert isinstance(plugin, OptunaPlugin)
+        plugin.report_metrics(validation_cycle)

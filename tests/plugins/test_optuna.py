@@ -13,7 +13,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 import helios.plugins as hlp
 import helios.plugins.optuna as hlpo
 import helios.trainer as hlt
-from tests.plugins.optuna_helpers import AlwaysPrune, MetricModel
+from tests.plugins.optuna_helpers import AlwaysPrune, ManualReporter, MetricModel
 from tests.trainer.helpers import ClassifierData
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -76,7 +76,7 @@ def test_pruned_single_process_trial_ends_model_then_raises(tmp_path: Path) -> N
     with pytest.raises(optuna.TrialPruned, match="validation cycle 1"):
         run.fit(model, ClassifierData())
     assert model.ended == 1
-    assert run.state.global_iteration == 2  # stopped at the first validation
+    assert run.state.current_iteration == 2  # stopped at the first validation
     assert study.get_trials()[0].intermediate_values == {1: 10.0}
     with pytest.raises(optuna.TrialPruned):
         plugin.check_pruned()
@@ -98,6 +98,27 @@ def test_pruned_distributed_trial_returns_then_check_pruned_raises(tmp_path: Pat
         plugin.check_pruned()
     assert study.get_trials()[0].intermediate_values == {1: 10.0}
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+
+
+@pytest.mark.distributed
+def test_a_model_reporting_by_hand_on_every_rank_reports_rank_0s_values(tmp_path: Path) -> None:
+    study = sqlite_study(tmp_path)
+    trial = study.ask()
+    plugin = hlpo.OptunaPlugin(trial, "score")
+    run = trainer(cpu_processes=2, collective_timeout=60)
+    plugin.configure_trainer(run)
+    assert run.fit(ManualReporter(), ClassifierData()) is True
+    # Rank 1 reported 11, 21, ... too; a storage keeps the last value written for a step.
+    assert study.get_trials()[0].intermediate_values == {1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0}
+
+
+def test_reporting_by_hand_and_automatically_reports_once(tmp_path: Path) -> None:
+    study = sqlite_study(tmp_path)
+    plugin = hlpo.OptunaPlugin(study.ask(), "score")
+    run = trainer()
+    plugin.configure_trainer(run)
+    run.fit(ManualReporter(), ClassifierData())  # a second report would warn (an error here)
+    assert study.get_trials()[0].intermediate_values == {1: 10.0, 2: 20.0, 3: 30.0, 4: 40.0}
 
 
 def test_distributed_tuning_refuses_in_memory_storage() -> None:
