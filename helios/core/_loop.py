@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import attrs
 
+from helios.core._checks import is_a, positive_int, positive_int_or_none
 from helios.core._state import TrainingState, TrainingUnit
 
 __all__ = [
@@ -27,11 +29,13 @@ __all__ = [
 ]
 
 
-def _positive_or_none(name: str, value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+def _check_total_steps(_: object, __: attrs.Attribute[Any], steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int | float):
+        raise ValueError(f"total_steps must be a positive int or float('inf'), got {steps!r}")
+    if isinstance(steps, float) and steps != math.inf:
+        raise ValueError(f"total_steps must be an int or float('inf'), got the float {steps!r}")
+    if steps < 1:
+        raise ValueError(f"total_steps must be at least 1, got {steps!r}")
 
 
 @attrs.frozen
@@ -52,32 +56,19 @@ class LoopConfig:
         ValueError: naming the argument that is out of range.
     """
 
-    unit: TrainingUnit = TrainingUnit.EPOCH
-    total_steps: int | float = 1
-    valid_frequency: int | None = None
-    chkpt_frequency: int | None = None
-    print_frequency: int | None = None
-    accumulation_steps: int = 1
-    early_stop_cycles: int | None = None
+    unit: TrainingUnit = attrs.field(
+        default=TrainingUnit.EPOCH,
+        validator=is_a(TrainingUnit, "a TrainingUnit", "train_unit"),
+    )
+    total_steps: int | float = attrs.field(default=1, validator=_check_total_steps)
+    valid_frequency: int | None = attrs.field(default=None, validator=positive_int_or_none())
+    chkpt_frequency: int | None = attrs.field(default=None, validator=positive_int_or_none())
+    print_frequency: int | None = attrs.field(default=None, validator=positive_int_or_none())
+    accumulation_steps: int = attrs.field(default=1, validator=positive_int())
+    early_stop_cycles: int | None = attrs.field(default=None, validator=positive_int_or_none())
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.unit, TrainingUnit):
-            raise ValueError(f"train_unit must be a TrainingUnit, got {self.unit!r}")
-        steps = self.total_steps
-        if isinstance(steps, bool) or not isinstance(steps, int | float):
-            raise ValueError(f"total_steps must be a positive int or float('inf'), got {steps!r}")
-        if isinstance(steps, float) and steps != math.inf:
-            raise ValueError(
-                f"total_steps must be an int or float('inf'), got the float {steps!r}"
-            )
-        if steps < 1:
-            raise ValueError(f"total_steps must be at least 1, got {steps!r}")
-        _positive_or_none("valid_frequency", self.valid_frequency)
-        _positive_or_none("chkpt_frequency", self.chkpt_frequency)
-        _positive_or_none("print_frequency", self.print_frequency)
-        _positive_or_none("early_stop_cycles", self.early_stop_cycles)
-        _positive_or_none("accumulation_steps", self.accumulation_steps)
-        if steps == math.inf and self.early_stop_cycles is None:
+        if self.total_steps == math.inf and self.early_stop_cycles is None:
             raise ValueError(
                 "total_steps=float('inf') trains forever unless early_stop_cycles is set"
             )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,25 +42,15 @@ from helios.trainer._checkpoint import (
     save_checkpoint,
     training_state_of,
 )
+from helios.trainer._logging import logger, run_logging
 from helios.trainer._plan import DispatchPlan
 from helios.trainer._progress import Progress
+from helios.trainer._settings import TrainerSettings, resolve_devices
 
 __all__ = ["Trainer"]
 
-logger = logging.getLogger("helios")
 
 P = TypeVar("P")
-
-
-def _check_exceptions(name: str, values: Iterable[object]) -> list[type[BaseException]]:
-    if isinstance(values, type) or not isinstance(values, Iterable):
-        raise ValueError(f"{name} must be a list of exception classes, got {values!r}")
-    out: list[type[BaseException]] = []
-    for value in values:
-        if not (isinstance(value, type) and issubclass(value, BaseException)):
-            raise ValueError(f"{name} must hold exception classes, got {value!r}")
-        out.append(value)
-    return out
 
 
 class Trainer:
@@ -79,6 +67,8 @@ class Trainer:
         print_frequency: Log the running loss every this many optimiser steps.
         accumulation_steps: Batches per optimiser step.
         enable_deterministic: Ask torch for deterministic algorithms.
+        enable_cudnn_benchmark: Let cuDNN time its algorithms and keep the fastest
+            (``torch.backends.cudnn.benchmark``); not with ``enable_deterministic``.
         early_stop_cycles: Stop after this many validations without improvement.
         use_cpu: Train on the CPU. ``None`` picks the GPU when CUDA is available.
         gpus: GPU ids to train on, one process each (several ids: distributed).
@@ -87,6 +77,8 @@ class Trainer:
         random_seed: Seed for Python, NumPy and torch (and for `ResumableSampler`).
         enable_progress_bar: Show tqdm bars (on rank 0).
         enable_file_logging: Log to ``<log_root>/<run_name>.log``.
+        capture_warnings: Route Python warnings into the log while a run lasts
+            (`logging.captureWarnings`).
         chkpt_root: Folder for checkpoints: ``<chkpt_root>/<save_name>/``.
         log_root: Folder for log files.
         train_exceptions: Exceptions that leave `fit` as they are, without being logged.
@@ -115,6 +107,7 @@ class Trainer:
         print_frequency: int | None = None,
         accumulation_steps: int = 1,
         enable_deterministic: bool = False,
+        enable_cudnn_benchmark: bool = False,
         early_stop_cycles: int | None = None,
         use_cpu: bool | None = None,
         gpus: Sequence[int] | None = None,
@@ -122,119 +115,61 @@ class Trainer:
         random_seed: int | None = None,
         enable_progress_bar: bool = False,
         enable_file_logging: bool = False,
+        capture_warnings: bool = False,
         chkpt_root: str | Path | None = None,
         log_root: str | Path | None = None,
         train_exceptions: Iterable[type[BaseException]] = (),
         test_exceptions: Iterable[type[BaseException]] = (),
         collective_timeout: float = 300.0,
     ) -> None:
-        if not isinstance(run_name, str):
-            raise ValueError(f"run_name must be a string, got {run_name!r}")
-        self._config = LoopConfig(
-            unit=TrainingUnit.parse(train_unit),
+        settings = TrainerSettings(
+            run_name=run_name,
+            train_unit=train_unit,
             total_steps=total_steps,
             valid_frequency=valid_frequency,
             chkpt_frequency=chkpt_frequency,
             print_frequency=print_frequency,
             accumulation_steps=accumulation_steps,
+            enable_deterministic=enable_deterministic,
+            enable_cudnn_benchmark=enable_cudnn_benchmark,
             early_stop_cycles=early_stop_cycles,
+            use_cpu=use_cpu,
+            gpus=gpus,
+            cpu_processes=cpu_processes,
+            random_seed=random_seed,
+            enable_progress_bar=enable_progress_bar,
+            enable_file_logging=enable_file_logging,
+            capture_warnings=capture_warnings,
+            chkpt_root=chkpt_root,
+            log_root=log_root,
+            train_exceptions=train_exceptions,
+            test_exceptions=test_exceptions,
+            collective_timeout=collective_timeout,
         )
-        for name, flag in (
-            ("enable_deterministic", enable_deterministic),
-            ("enable_progress_bar", enable_progress_bar),
-            ("enable_file_logging", enable_file_logging),
-        ):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name} must be True or False, got {flag!r}")
-        if use_cpu is not None and not isinstance(use_cpu, bool):
-            raise ValueError(f"use_cpu must be True, False or None, got {use_cpu!r}")
-        if random_seed is not None and (
-            isinstance(random_seed, bool) or not isinstance(random_seed, int) or random_seed < 0
-        ):
-            raise ValueError(f"random_seed must be an int >= 0 or None, got {random_seed!r}")
-        if (
-            isinstance(cpu_processes, bool)
-            or not isinstance(cpu_processes, int)
-            or cpu_processes < 1
-        ):
-            raise ValueError(f"cpu_processes must be a positive int, got {cpu_processes!r}")
-        if gpus is not None:
-            if not isinstance(gpus, Iterable):
-                raise ValueError(f"gpus must be a list of GPU ids, got {gpus!r}")
-            gpus = list(gpus)
-            if use_cpu:
-                raise ValueError("use_cpu=True and gpus were both given; choose one")
-            if not gpus or any(
-                isinstance(g, bool) or not isinstance(g, int) or g < 0 for g in gpus
-            ):
-                raise ValueError(f"gpus must be a non-empty list of GPU ids >= 0, got {gpus!r}")
-            if len(set(gpus)) != len(gpus):
-                raise ValueError(f"gpus lists an id twice: {gpus!r}")
-        if cpu_processes > 1 and use_cpu is False:
-            raise ValueError("cpu_processes > 1 needs use_cpu=True (or use_cpu=None)")
-        if cpu_processes > 1 and gpus is not None:
-            raise ValueError(
-                f"cpu_processes={cpu_processes} and gpus={gpus!r} were both given: with gpus "
-                "the run has one process per GPU; drop cpu_processes (or gpus and pass "
-                "use_cpu=True)"
-            )
-        if cpu_processes > 1 and use_cpu is None and torch.cuda.is_available():
-            raise ValueError(
-                f"cpu_processes={cpu_processes} asks for CPU processes, but use_cpu=None picks "
-                "the GPU on this machine (CUDA is available), where cpu_processes does not "
-                "apply: pass use_cpu=True to train on CPU processes, or gpus=[...] for GPUs"
-            )
-        for name, folder in (("chkpt_root", chkpt_root), ("log_root", log_root)):
-            if folder is not None and not isinstance(folder, str | os.PathLike):
-                raise ValueError(f"{name} must be a folder path (str or Path), got {folder!r}")
-        if chkpt_frequency is not None and chkpt_root is None:
-            raise ValueError("chkpt_frequency needs chkpt_root: where should checkpoints go?")
-        if enable_file_logging and log_root is None:
-            raise ValueError("enable_file_logging=True needs log_root: where should logs go?")
-        if (
-            isinstance(collective_timeout, bool)
-            or not isinstance(collective_timeout, int | float)
-            or not 0 < collective_timeout < float("inf")
-        ):
-            raise ValueError(
-                f"collective_timeout must be > 0 seconds (and finite), got {collective_timeout!r}"
-            )
-
-        self.run_name: str = run_name
-        self.enable_deterministic: bool = enable_deterministic
-        self.random_seed: int | None = random_seed
-        self.enable_progress_bar: bool = enable_progress_bar
-        self.enable_file_logging: bool = enable_file_logging
-        self.chkpt_root: Path | None = None if chkpt_root is None else Path(chkpt_root)
-        self.log_root: Path | None = None if log_root is None else Path(log_root)
-        self.collective_timeout: float = float(collective_timeout)
-        self.train_exceptions: list[type[BaseException]] = _check_exceptions(
-            "train_exceptions", train_exceptions
-        )
-        self.test_exceptions: list[type[BaseException]] = _check_exceptions(
-            "test_exceptions", test_exceptions
-        )
-
+        self._settings = settings
+        self._config = settings.loop
         self._context = dist_support.context_from_environment()
-        if gpus is None and use_cpu is None:
-            use_cpu = not torch.cuda.is_available()
-        self.use_cpu: bool = bool(use_cpu) if gpus is None else False
-        if not self.use_cpu:
-            if not torch.cuda.is_available():
-                raise ValueError(
-                    "GPU training was asked for (use_cpu=False or gpus given) but CUDA is not "
-                    "available; pass use_cpu=True"
-                )
-            if gpus is None:
-                # Under torchrun each process takes the GPU of its local rank.
-                launched = self._context.in_process_group
-                gpus = list(range(torch.cuda.device_count())) if launched else [0]
-            if max(gpus) >= torch.cuda.device_count():
-                raise ValueError(
-                    f"gpus={gpus!r} but only {torch.cuda.device_count()} GPU(s) are visible"
-                )
-        self.gpus: list[int] = [] if gpus is None else list(gpus)
-        self.cpu_processes: int = cpu_processes if self.use_cpu else 1
+        devices = resolve_devices(
+            settings,
+            cuda_available=torch.cuda.is_available(),
+            device_count=torch.cuda.device_count(),
+            launched=self._context.in_process_group,
+        )
+        self.run_name: str = settings.run_name
+        self.enable_deterministic: bool = settings.enable_deterministic
+        self.enable_cudnn_benchmark: bool = settings.enable_cudnn_benchmark
+        self.random_seed: int | None = settings.random_seed
+        self.enable_progress_bar: bool = settings.enable_progress_bar
+        self.enable_file_logging: bool = settings.enable_file_logging
+        self.capture_warnings: bool = settings.capture_warnings
+        self.chkpt_root: Path | None = settings.chkpt_root
+        self.log_root: Path | None = settings.log_root
+        self.collective_timeout: float = float(settings.collective_timeout)
+        self.train_exceptions: list[type[BaseException]] = list(settings.train_exceptions)
+        self.test_exceptions: list[type[BaseException]] = list(settings.test_exceptions)
+        self.use_cpu: bool = devices.use_cpu
+        self.gpus: list[int] = list(devices.gpus)
+        self.cpu_processes: int = devices.cpu_processes
 
         self._plugins = PluginTable()
         #: Carries values from rank 0 to the main process; set by `fit` when it spawns
@@ -251,6 +186,11 @@ class Trainer:
     def config(self) -> LoopConfig:
         """The training schedule."""
         return self._config
+
+    @property
+    def settings(self) -> TrainerSettings:
+        """Everything the trainer was asked for, as it was checked at construction."""
+        return self._settings
 
     @property
     def plugins(self) -> PluginTable:
@@ -390,7 +330,13 @@ class Trainer:
         """Run ``fit`` or ``test`` in this process: a registered exception passes through
         unlogged, any other is logged with its traceback and re-raised."""
         run = self._fit if method == "fit" else self._test
-        with self._logging(model):
+        log_file = None
+        if self.enable_file_logging and self.rank == 0:
+            assert self.log_root is not None
+            log_file = self.log_root / f"{self.run_name or model.save_name}.log"
+        with run_logging(
+            console=self.rank == 0, log_file=log_file, capture_warnings=self.capture_warnings
+        ):
             try:
                 return run(model, datamodule)
             except self._passthrough(method):
@@ -398,42 +344,6 @@ class Trainer:
             except Exception:
                 logger.exception("%s failed on rank %d", method, self.rank)
                 raise
-
-    @contextlib.contextmanager
-    def _logging(self, model: Model) -> Iterator[None]:
-        """Where helios's messages go during a run.
-
-        INFO messages (resuming, progress lines) are shown: to the user's logging set-up
-        when there is one, else to the console (rank 0), as Lightning does; with
-        ``enable_file_logging`` also to ``<log_root>/<run_name>.log``.
-        """
-        handlers: list[logging.Handler] = []
-        if self.rank == 0 and not logger.hasHandlers():
-            console = logging.StreamHandler()
-            console.setFormatter(logging.Formatter("helios: %(message)s"))
-            # An exception that ends the run is re-raised and shown by Python (or, in a
-            # worker, by the main process): the console need not print it twice.
-            console.addFilter(lambda record: record.exc_info is None)
-            handlers.append(console)
-        if self.enable_file_logging and self.rank == 0:
-            assert self.log_root is not None
-            self.log_root.mkdir(parents=True, exist_ok=True)
-            path = self.log_root / f"{self.run_name or model.save_name}.log"
-            file_handler = logging.FileHandler(path)
-            file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            handlers.append(file_handler)
-        level = logger.level
-        if level == logging.NOTSET or (self.enable_file_logging and level > logging.INFO):
-            logger.setLevel(logging.INFO)
-        for handler in handlers:
-            logger.addHandler(handler)
-        try:
-            yield
-        finally:
-            for handler in handlers:
-                logger.removeHandler(handler)
-                handler.close()
-            logger.setLevel(level)
 
     def _prepare(self, model: Model, datamodule: DataModule, fast_init: bool) -> DispatchPlan:
         self._seed_and_determinism()
@@ -472,6 +382,8 @@ class Trainer:
         if self.enable_deterministic:
             torch.use_deterministic_algorithms(True)
             torch.backends.cudnn.benchmark = False
+        elif self.enable_cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
 
     def _loader(self, loader: DataLoader[Any] | None, what: str) -> DataLoader[Any] | None:
         if loader is None:
