@@ -65,7 +65,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 import helios.core as hlc
 import helios.plugins as hlp
-from helios.core import BatchOutcome, TrainingState, after_batch
+from helios.core import TrainingState
+from helios.core.loop import BatchRan, Loop, Start, step
 from helios.data import DataModule
 from helios.model import Model
 from helios.trainer import Trainer
@@ -461,10 +462,11 @@ def breakdown(setup: Setup) -> None:
         model.on_training_batch_start(state)
         model.on_training_batch_end(state, False)
 
+    running, _ = step(Loop(state), config, Start())
     pieces: list[tuple[str, Callable[[], object]]] = [
-        ("after_batch (state + outcome)", lambda: after_batch(state, config, 0.001)),
+        ("loop core: step(BatchRan)", lambda: step(running, config, BatchRan(0.001, False))),
+
         ("  TrainingState(...)", lambda: TrainingState(5, 5, 0, 0, 5, 0, 0.001, 5)),
-        ("  BatchOutcome(...)", lambda: BatchOutcome(state, True, False, False, False, False)),
         ("BatchPlugin.process_training_batch", lambda: prep.process_training_batch(batch, state)),
         ("  to_device(cpu)(batch)", lambda: to_device(batch)),
         ("  cast(float32)(batch)", lambda: cast(batch)),

@@ -27,6 +27,7 @@ DOCS = ROOT / "docs"
 PUBLIC_MODULES = (
     "helios",
     "helios.core",
+    "helios.core.loop",
     "helios.plugins",
     "helios.plugins.optuna",
     "helios.trainer",

@@ -1,23 +1,12 @@
 """The functional core: tree-map, pure batch transforms, the registry, training state.
 
-Nothing here imports the rest of helios.
+What users compose with lives here; the decisions of the training loop are in
+`helios.core.loop`. Nothing here imports the rest of helios.
 """
 
-from helios.core._loop import BatchOutcome as BatchOutcome
-from helios.core._loop import EpochOutcome as EpochOutcome
-from helios.core._loop import LoopConfig as LoopConfig
-from helios.core._loop import ValidationOutcome as ValidationOutcome
-from helios.core._loop import after_batch as after_batch
-from helios.core._loop import after_epoch as after_epoch
-from helios.core._loop import after_validation as after_validation
-from helios.core._loop import checkpoint_name as checkpoint_name
-from helios.core._loop import is_done as is_done
-from helios.core._loop import parse_checkpoint_name as parse_checkpoint_name
 from helios.core._registry import Registry as Registry
 from helios.core._state import TrainingState as TrainingState
 from helios.core._state import TrainingUnit as TrainingUnit
-from helios.core._state import state_from_dict as state_from_dict
-from helios.core._state import state_to_dict as state_to_dict
 from helios.core._transforms import BatchTransform as BatchTransform
 from helios.core._transforms import TreeTransform as TreeTransform
 from helios.core._transforms import cast as cast
@@ -33,18 +22,6 @@ from helios.core._tree import tree_leaves as tree_leaves
 from helios.core._tree import tree_map as tree_map
 
 __all__ = [
-    "BatchOutcome",
-    "EpochOutcome",
-    "LoopConfig",
-    "ValidationOutcome",
-    "after_batch",
-    "after_epoch",
-    "after_validation",
-    "checkpoint_name",
-    "is_done",
-    "parse_checkpoint_name",
-    "state_from_dict",
-    "state_to_dict",
     "BatchTransform",
     "Registry",
     "TrainingState",

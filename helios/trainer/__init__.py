@@ -2,6 +2,8 @@
 
 from helios.core import TrainingState as TrainingState
 from helios.core import TrainingUnit as TrainingUnit
+from helios.core.loop import checkpoint_name as checkpoint_name
+from helios.core.loop import parse_checkpoint_name as parse_checkpoint_name
 from helios.trainer._checkpoint import CheckpointError as CheckpointError
 from helios.trainer._checkpoint import find_checkpoints as find_checkpoints
 from helios.trainer._checkpoint import load_checkpoint as load_checkpoint
@@ -17,7 +19,9 @@ __all__ = [
     "TrainingState",
     "TrainingUnit",
     "WorkerError",
+    "checkpoint_name",
     "find_checkpoints",
     "load_checkpoint",
+    "parse_checkpoint_name",
     "reduce_metrics",
 ]

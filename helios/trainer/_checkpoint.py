@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from helios.core import TrainingState, parse_checkpoint_name, state_from_dict
+from helios.core import TrainingState
+from helios.core.loop import parse_checkpoint_name, state_from_dict
 
 __all__ = [
     "FORMAT_VERSION",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import attrs
 
-from helios.core import LoopConfig, TrainingUnit
+from helios.core import TrainingUnit
 from helios.core._checks import (
     flag,
     folder_or_none,
@@ -19,6 +19,7 @@ from helios.core._checks import (
     positive_int,
     string,
 )
+from helios.core.loop import LoopConfig
 
 __all__ = ["Devices", "TrainerSettings", "resolve_devices"]
 

@@ -3,45 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import random
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Never, TypeVar
 
-import attrs
 import torch
 from torch.utils.data import DataLoader
 
 from helios._callsite import warn
-from helios.core import (
-    LoopConfig,
-    TrainingState,
-    TrainingUnit,
-    after_batch,
-    after_epoch,
-    after_validation,
-    checkpoint_name,
-    is_done,
-    state_to_dict,
-)
+from helios.core import TrainingState, TrainingUnit
 from helios.core._names import misnamed_members
+from helios.core.loop import LoopConfig
 from helios.data import DATA_HOOKS, DataModule, ResumableSampler
 from helios.model import MODEL_HOOKS, RETIRED_MODEL_HOOKS, Model
 from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_plugin
 from helios.trainer import _distributed as dist_support
 from helios.trainer._checkpoint import (
-    FORMAT_VERSION,
     CheckpointError,
-    capture_rng,
     find_checkpoints,
     load_checkpoint,
-    remove_partial_writes,
-    restore_rng,
-    save_checkpoint,
-    training_state_of,
 )
+from helios.trainer._fitting import Collectives, RunCheckpoints, TrainingRun, evaluate
 from helios.trainer._logging import logger, run_logging
 from helios.trainer._plan import DispatchPlan
 from helios.trainer._progress import Progress
@@ -413,197 +396,35 @@ class Trainer:
                     "valid_frequency is set but valid_dataloader() returned None; return a "
                     "validation loader or drop valid_frequency"
                 )
-            state, rng = self._resume(model, plan)
-            self._train(model, plan, train_loader, valid_loader, state, rng)
+            checkpoints = RunCheckpoints(
+                self.checkpoint_folder(model), self.rank, self.map_loc, self._collectives()
+            )
+            state, rng = checkpoints.resume(model, plan)
+            progress = (
+                Progress(self, state) if self.enable_progress_bar and self.rank == 0 else None
+            )
+            run = TrainingRun(
+                config=self._config,
+                model=model,
+                plan=plan,
+                loader=train_loader,
+                valid_loader=valid_loader,
+                checkpoints=checkpoints,
+                progress=progress,
+                log=self._log_progress,
+                on_state=self._set_state,
+            )
+            run.run(state, rng)
         finally:
             datamodule.teardown()
         return True
 
-    def _resume(
-        self, model: Model, plan: DispatchPlan
-    ) -> tuple[TrainingState, dict[str, Any] | None]:
-        folder = self.checkpoint_folder(model)
-        if folder is None:
-            return TrainingState(), None
-        if self.rank == 0:
-            remove_partial_writes(folder)
-        found = find_checkpoints(folder)
-        if not found:
-            return TrainingState(), None
-        newest = found[-1]
-        content = load_checkpoint(newest, self.map_loc)
-        try:
-            model.load_state_dict(content["model"])
-        except Exception as error:
-            raise CheckpointError(
-                f"checkpoint {newest} does not fit model {model.save_name!r}: {error}. Was it "
-                "written by another model? Use another save_name or chkpt_root to start over."
-            ) from error
-        saved_plugins = content["plugins"]
-        for plugin in plan.plugins:
-            if plugin.plug_id in saved_plugins:
-                plugin.load_state_dict(saved_plugins[plugin.plug_id])
-        state = training_state_of(content)
-        if self.rank == 0:
-            logger.info("resuming %s from checkpoint %s", model.save_name, newest)
-        rng_states = content["rng"]
-        if not isinstance(rng_states, list) or not rng_states:
-            raise CheckpointError(f"checkpoint {newest} has no random-generator states")
-        # Each rank continues its own random stream (a smaller run reuses rank 0's).
-        rng = rng_states[self.rank] if self.rank < len(rng_states) else rng_states[0]
-        return attrs.evolve(state, running_iter=0, average_iter_time=0.0), rng
-
-    def _save(self, model: Model, plan: DispatchPlan, state: TrainingState) -> None:
-        # Every rank's generators are kept, so a resumed rank continues its own stream.
-        rng_states = self._context.gather(capture_rng())
-        if self.rank != 0:
-            return
-        folder = self.checkpoint_folder(model)
-        assert folder is not None
-        content = {
-            "version": FORMAT_VERSION,
-            "training_state": state_to_dict(state),
-            "model": model.state_dict(),
-            "plugins": {plugin.plug_id: plugin.state_dict() for plugin in plan.plugins},
-            "rng": rng_states,
-            "data": {"epoch": state.global_epoch, "position": state.dataset_iter},
-        }
-        save_checkpoint(folder / checkpoint_name(state), content)
-
-    def _epoch_batches(self, loader: DataLoader[Any], epoch: int, skip: int) -> Iterator[Any]:
-        sampler = loader.sampler
-        set_epoch = getattr(sampler, "set_epoch", None)
-        if callable(set_epoch):
-            set_epoch(epoch)
-        if skip and isinstance(sampler, ResumableSampler) and loader.batch_size is not None:
-            sampler.set_start(skip * loader.batch_size)
-            return iter(loader)
-        iterator = iter(loader)
-        return itertools.islice(iterator, skip, None) if skip else iterator
-
-    def _ask_stop(self, model: Model, plan: DispatchPlan) -> bool:
-        # Both are asked every time: a stop request is never skipped by a short-circuit.
-        from_plugin = plan.should_stop()
-        from_model = model.should_training_stop()
-        return from_plugin or from_model
-
-    def _train(
-        self,
-        model: Model,
-        plan: DispatchPlan,
-        loader: DataLoader[Any],
-        valid_loader: DataLoader[Any] | None,
-        state: TrainingState,
-        rng: dict[str, Any] | None,
-    ) -> None:
-        config = self._config
-        process = plan.training_batch
-        # One collective per batch only when some party can ask to stop mid-epoch.
-        may_stop = plan.stops_per_batch or (
-            type(model).should_training_stop is not Model.should_training_stop
-        )
-        progress = Progress(self, state) if self.enable_progress_bar and self.rank == 0 else None
+    def _set_state(self, state: TrainingState) -> None:
         self.state = state
 
-        for plugin in plan.plugins:
-            plugin.on_training_start()
-        model.on_training_start()
-        model.train()
-        stop = is_done(state, config)
-        seconds = 0.0
-        while not stop:
-            epoch = state.global_epoch
-            model.on_training_epoch_start(epoch)
-            batches = self._epoch_batches(loader, epoch, state.dataset_iter)
-            if rng is not None:
-                # After the loader's iterator exists: creating it draws from the RNG,
-                # which the interrupted run had already done before this point.
-                restore_rng(rng)
-                rng = None
-            if progress is not None:
-                progress.start_epoch(epoch, loader, state)
-            ended_early = False
-            skipped = state.dataset_iter
-            drawn = 0
-            for batch in batches:
-                drawn += 1
-                start = time.perf_counter()
-                outcome = after_batch(state, config, seconds)
-                state = outcome.state
-                self.state = state
-                batch = process(batch, state)
-                model.on_training_batch_start(state)
-                model.train_step(batch, state)
-                model.on_training_batch_end(state, outcome.should_log)
-                if outcome.should_log:
-                    self._log_progress(model, state)
-                if progress is not None:
-                    progress.batch(state, model, outcome.stepped)
-                stop = self._ask_stop(model, plan)
-                if may_stop:
-                    stop = self._context.any(stop)
-                if outcome.should_validate and valid_loader is not None:
-                    state, stop_now = self._validate(model, plan, valid_loader, state, progress)
-                    stop = stop or stop_now
-                if outcome.should_checkpoint:
-                    self._save(model, plan, state)
-                seconds = time.perf_counter() - start
-                if stop or outcome.done:
-                    stop = True
-                    ended_early = True
-                    break
-            model.on_training_epoch_end(epoch)
-            if ended_early:
-                break
-            if drawn == 0 and skipped == 0:
-                # An empty loader would otherwise loop forever.
-                _check_nonempty(loader)
-            epoch_outcome = after_epoch(state, config)
-            state = epoch_outcome.state
-            self.state = state
-            if epoch_outcome.should_validate and valid_loader is not None:
-                state, stop_now = self._validate(model, plan, valid_loader, state, progress)
-                stop = stop or stop_now
-            if epoch_outcome.should_checkpoint:
-                self._save(model, plan, state)
-            stop = stop or epoch_outcome.done
-        if progress is not None:
-            progress.close(state)
-        for plugin in plan.plugins:
-            plugin.on_training_end()
-        model.on_training_end()
-
-    def _validate(
-        self,
-        model: Model,
-        plan: DispatchPlan,
-        loader: DataLoader[Any],
-        state: TrainingState,
-        progress: Progress | None,
-    ) -> tuple[TrainingState, bool]:
-        cycle = state.validation_cycles + 1
-        process = plan.validation_batch
-        for plugin in plan.plugins:
-            plugin.on_validation_start(cycle)
-        model.on_validation_start(cycle)
-        model.eval()
-        batches = Progress.wrap(loader, "validation") if progress is not None else loader
-        _evaluate(
-            batches,
-            process,
-            model.on_validation_batch_start,
-            model.valid_step,
-            model.on_validation_batch_end,
-        )
-        for plugin in plan.plugins:
-            plugin.on_validation_end(cycle)
-        model.on_validation_end(cycle)
-        model.train()
-        outcome = after_validation(state, self._config, model.have_metrics_improved())
-        self.state = outcome.state
-        # The observe-after-model point: the model's metrics for this cycle are final.
-        stop = self._ask_stop(model, plan) or outcome.stop_early
-        return outcome.state, self._context.any(stop)
+    def _collectives(self) -> Collectives:
+        context = self._context
+        return Collectives(context.any, context.gather, distributed=self.is_distributed)
 
     def _log_progress(self, model: Model, state: TrainingState) -> None:
         if self.rank != 0:
@@ -645,7 +466,7 @@ class Trainer:
             model.on_testing_start()
             model.eval()
             show = self.enable_progress_bar and self.rank == 0
-            _evaluate(
+            evaluate(
                 Progress.wrap(loader, "testing") if show else loader,
                 process,
                 model.on_testing_batch_start,
@@ -660,28 +481,5 @@ class Trainer:
         return True
 
 
-def _evaluate(
-    batches: Iterable[Any],
-    process: Callable[[Any, int], Any],
-    before: Callable[[int], None],
-    step: Callable[[Any, int], None],
-    after: Callable[[int], None],
-) -> None:
-    """The validation / testing loop: no gradients, the plug-in's batch, the model's hooks."""
-    with torch.no_grad():
-        for index, batch in enumerate(batches):
-            processed = process(batch, index)
-            before(index)
-            step(processed, index)
-            after(index)
-
-
 def _overrides(model: Model, hook: str) -> bool:
     return getattr(type(model), hook) is not getattr(Model, hook)
-
-
-def _check_nonempty(loader: DataLoader[Any]) -> None:
-    raise ValueError(
-        f"the training loader yielded no batches in a whole epoch ({loader!r}); training "
-        "cannot make progress. Check the dataset size, batch_size and drop_last."
-    )

@@ -9,7 +9,8 @@ import attrs
 import pytest
 from hypothesis import given
 
-from helios.core import TrainingState, TrainingUnit, state_from_dict, state_to_dict
+from helios.core import TrainingState, TrainingUnit
+from helios.core.loop import state_from_dict, state_to_dict
 from tests.strategies import training_states
 
 FIELDS = [

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import helios.trainer as hlt
-from helios.core import TrainingState, state_to_dict
+from helios.core import TrainingState
+from helios.core.loop import state_to_dict
 from helios.trainer._checkpoint import FORMAT_VERSION, save_checkpoint
 
 NOTHING_CHANGED = "Nothing was changed"
