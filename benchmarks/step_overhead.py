@@ -465,7 +465,6 @@ def breakdown(setup: Setup) -> None:
     running, _ = step(Loop(state), config, Start())
     pieces: list[tuple[str, Callable[[], object]]] = [
         ("loop core: step(BatchRan)", lambda: step(running, config, BatchRan(0.001, False))),
-
         ("  TrainingState(...)", lambda: TrainingState(5, 5, 0, 0, 5, 0, 0.001, 5)),
         ("BatchPlugin.process_training_batch", lambda: prep.process_training_batch(batch, state)),
         ("  to_device(cpu)(batch)", lambda: to_device(batch)),

@@ -17,14 +17,14 @@ VALIDATION = 0.5  # seconds each validation pass sleeps
 class Sleepy(ClassifierModel):
     def __init__(self) -> None:
         super().__init__("sleepy")
-        self.seen: list[tuple[int, float]] = []
+        self.timings: list[tuple[int, float]] = []
 
     def train_step(self, batch: Any, state: hlt.TrainingState) -> None:
         super().train_step(batch, state)
         time.sleep(STEP)
 
     def on_training_batch_start(self, state: hlt.TrainingState) -> None:
-        self.seen.append((state.running_iter, state.average_iter_time))
+        self.timings.append((state.running_iter, state.average_iter_time))
 
     def on_validation_end(self, validation_cycle: int) -> None:
         super().on_validation_end(validation_cycle)
@@ -48,5 +48,5 @@ def test_validation_and_checkpoints_are_not_counted_as_batch_time(tmp_path: Path
     # they been counted, the mean would be at least (8 * STEP + 4 * VALIDATION) / 8.
     assert STEP <= final.average_iter_time < STEP + VALIDATION / 4
     # The hooks of batch n see the mean of batches 1 .. n-1.
-    assert [running for running, _ in model.seen] == list(range(8))
-    assert all(STEP <= mean < STEP + VALIDATION / 4 for _, mean in model.seen[1:])
+    assert [running for running, _ in model.timings] == list(range(8))
+    assert all(STEP <= mean < STEP + VALIDATION / 4 for _, mean in model.timings[1:])
