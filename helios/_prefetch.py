@@ -100,8 +100,10 @@ class _SideStream:
     def start(self, batch: B, move: Callable[[B], B]) -> tuple[B, torch.cuda.Event]:
         compute = torch.cuda.current_stream(self.device)
         # The batch may hold tensors that queued work is still writing (a loader that
-        # yields CUDA tensors): what the side stream does next waits for it.
+        # yields CUDA tensors): what the side stream does next waits for it. Such a tensor
+        # may also be freed while the side stream still reads it, hence record_stream.
         self.stream.wait_stream(compute)
+        self._record(batch, self.stream)
         with torch.cuda.stream(self.stream):
             moved = move(batch)
         return moved, self.stream.record_event()
@@ -110,12 +112,16 @@ class _SideStream:
         moved, copied = started
         compute = torch.cuda.current_stream(self.device)
         compute.wait_event(copied)
-        for leaf in tree_leaves(moved):
-            if isinstance(leaf, torch.Tensor) and leaf.device == self.device:
-                # Allocated on the side stream, used and freed on the compute stream: the
-                # allocator must not reuse its memory before the compute stream is done.
-                leaf.record_stream(compute)
+        # Allocated on the side stream, used and freed on the compute stream: the
+        # allocator must not reuse the memory before the compute stream is done with it.
+        self._record(moved, compute)
         return moved
+
+    def _record(self, batch: object, stream: torch.cuda.Stream) -> None:
+        """Mark the memory of ``batch``'s tensors on this device as used by ``stream``."""
+        for leaf in tree_leaves(batch):
+            if isinstance(leaf, torch.Tensor) and leaf.device == self.device:
+                leaf.record_stream(stream)
 
 
 def _pageable_copies(batch: object, moved: object, device: torch.device) -> bool:
