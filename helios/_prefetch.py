@@ -11,8 +11,9 @@ a CUDA stream of its own. Two things make that safe:
 * **Lifetime.** The copied tensors are allocated on the side stream but used, and freed,
   on the compute stream. ``Tensor.record_stream`` tells PyTorch's caching allocator so;
   without it, the memory of batch *n* could be handed to the copy of batch *n + 2* while
-  kernels still read it. (The pinned source tensors need nothing: PyTorch's pinned-memory
-  allocator keeps a block until the copies that read it are done.)
+  kernels still read it. Tensors a batch already holds on the GPU are marked as used by
+  the side stream in the same way. (Pinned source tensors need nothing: PyTorch's
+  pinned-memory allocator keeps a block until the copies that read it are done.)
 
 The copy overlaps with compute only from pinned (page-locked) host memory to a CUDA
 device. Elsewhere the batches are still drawn one ahead and moved, but nothing overlaps,
