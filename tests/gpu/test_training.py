@@ -116,5 +116,6 @@ def test_mixed_data_keeps_the_leaves_that_must_stay_on_the_cpu(
     assert on_gpu.ids == on_cpu.ids
     assert next(on_gpu.gru.parameters()).device == cuda
     expected = on_cpu.weights()
+    # Looser than for the MLP: cuDNN may run a float32 GRU with TF32 tensor cores.
     for key, value in on_gpu.weights().items():
-        torch.testing.assert_close(value, expected[key], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(value, expected[key], rtol=1e-3, atol=1e-3)
