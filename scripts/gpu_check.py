@@ -49,6 +49,15 @@ def cuda_status() -> str | None:
     return None
 
 
+def machine() -> str:
+    import torch
+
+    return (
+        f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}, torch "
+        f"{torch.__version__}, Python {sys.version.split()[0]}"
+    )
+
+
 def install_wheels(site: Path) -> str:
     """Install the carried wheels into ``site`` if Optuna is missing; say what was done."""
     if importlib.util.find_spec("optuna") is not None:
@@ -182,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a shorter benchmark")
     parser.add_argument("--out", type=Path, help="keep logs, JUnit XML and results here")
-    parser.add_argument("--suite-timeout", type=float, default=180.0, help="seconds (180)")
+    parser.add_argument("--suite-timeout", type=float, default=170.0, help="seconds (170)")
     parser.add_argument("--bench-timeout", type=float, default=100.0, help="seconds (100)")
     args = parser.parse_args(argv)
     problem = cuda_status()
@@ -217,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = suite_counts(junit)
     rows = suite_rows(counts, suite_status, suite_seconds)
     rows += benchmark_rows(results, bench_status, bench_seconds)
-    rows += [("wheels", installed, "", "")]
+    rows += [("wheels", installed, "", ""), ("machine", machine(), "", "")]
     print("\n" + table(rows), flush=True)
     passed = rows[0][3] == "ok" and bench_status == 0
     return 0 if passed else 1
