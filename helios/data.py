@@ -1,4 +1,4 @@
-"""The data module: where the trainer gets its data loaders."""
+"""The data module: where the trainer gets its data loaders; prefetching to a GPU."""
 
 from __future__ import annotations
 
@@ -8,10 +8,22 @@ from typing import TYPE_CHECKING, Any, Final
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from helios._prefetch import LoaderWrapper as LoaderWrapper
+from helios._prefetch import Prefetcher as Prefetcher
+from helios._prefetch import PrefetchLoader as PrefetchLoader
+from helios._prefetch import PrefetchWarning as PrefetchWarning
+
 if TYPE_CHECKING:
     from helios.trainer import Trainer
 
-__all__ = ["DataModule", "ResumableSampler"]
+__all__ = [
+    "DataModule",
+    "LoaderWrapper",
+    "PrefetchLoader",
+    "PrefetchWarning",
+    "Prefetcher",
+    "ResumableSampler",
+]
 
 
 class ResumableSampler(Sampler[int]):

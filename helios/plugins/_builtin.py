@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from torch.utils.data import DataLoader
 
+from helios._prefetch import PrefetchLoader, notify_once
 from helios.core import Registry, TrainingState, TreeTransform, to_device
 from helios.plugins._plugin import Plugin
 from helios.plugins._table import HOOK_PARAMETERS, check_plugin, pass_through
@@ -14,6 +16,7 @@ from helios.plugins._table import HOOK_PARAMETERS, check_plugin, pass_through
 __all__ = ["PLUGIN_REGISTRY", "BatchPlugin", "CUDAPlugin", "DevicePlugin", "create_plugin"]
 
 B = TypeVar("B")
+T = TypeVar("T")
 
 
 def _check_plugin_class(factory: object) -> None:
@@ -55,11 +58,22 @@ class DevicePlugin(Plugin):
     target is the trainer's device (for distributed runs, the local rank's), which the
     trainer sets before `setup`.
 
+    With ``prefetch=True`` and a CUDA target, each loader's next batch is copied on a
+    side stream while the model computes on the current one (see
+    `helios.data.PrefetchLoader`); `setup` asks the trainer to wrap its loaders with
+    `wrap_loader`. The copy overlaps with compute when the loader pins its batches
+    (``pin_memory=True``). On other devices the option changes nothing, and a
+    `helios.data.PrefetchWarning` says so once.
+
     To handle a batch in some special way, subclass and override
-    `_move_collection_to_device`; everything else keeps working.
+    `_move_collection_to_device`; everything else keeps working. With prefetching, the
+    override moves each batch in the loader (on the side stream), and the batch hooks
+    then call it once more on the moved batch, so it must leave a moved batch as it is
+    (the built-in mover does not copy a tensor already on the device).
 
     Args:
         device: Where to move batches; ``None`` for the trainer's device.
+        prefetch: Copy the next batch while the model computes on this one.
 
     Examples:
         >>> import torch, helios.plugins as hlp
@@ -71,11 +85,19 @@ class DevicePlugin(Plugin):
 
     plugin_id: ClassVar[str] = "device"
 
-    def __init__(self, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, device: torch.device | str | None = None, *, prefetch: bool = False
+    ) -> None:
         super().__init__(type(self).plugin_id)
+        if not isinstance(prefetch, bool):
+            raise TypeError(f"prefetch must be True or False, got {prefetch!r}")
         self._fixed_device = None if device is None else torch.device(device)
         self._mover_target: torch.device | None = None
         self._mover: TreeTransform = to_device("cpu")
+        #: Copy the next batch while the model computes on this one.
+        self.prefetch: bool = prefetch
+        # The prefetch warnings already given: each is given once per plug-in.
+        self._prefetch_warned: set[str] = set()
         self.unique_overrides.training_batch = True
         self.unique_overrides.validation_batch = True
         self.unique_overrides.testing_batch = True
@@ -84,6 +106,32 @@ class DevicePlugin(Plugin):
     def target_device(self) -> torch.device:
         """The device batches are moved to."""
         return self.device if self._fixed_device is None else self._fixed_device
+
+    def setup(self) -> None:
+        """With ``prefetch``, have the trainer pass its loaders through `wrap_loader`."""
+        if self.prefetch:
+            self.trainer.set_loader_wrapper(self.plug_id, self.wrap_loader)
+
+    def wrap_loader(self, loader: DataLoader[T], /) -> DataLoader[T]:
+        """Return ``loader`` with its batches prefetched to `target_device`.
+
+        Only with ``prefetch`` set and a CUDA target; otherwise ``loader`` itself (and, for
+        another device, a `helios.data.PrefetchWarning` the first time).
+        """
+        if not self.prefetch:
+            return loader
+        target = self.target_device
+        if target.type != "cuda":
+            notify_once(
+                self._prefetch_warned,
+                "device",
+                f"{type(self).__name__}(prefetch=True) changes nothing on {target}: only "
+                "copies to a CUDA device can run while the model computes",
+            )
+            return loader
+        return PrefetchLoader(
+            loader, target, move=self._move_collection_to_device, warned=self._prefetch_warned
+        )
 
     def _move_collection_to_device(self, batch: Any) -> Any:
         """Return ``batch`` with every tensor on `target_device` (a new batch; the input is
@@ -109,6 +157,8 @@ class CUDAPlugin(DevicePlugin):
     """Moves every tensor of each batch to the trainer's CUDA device.
 
     Without a trainer-set CUDA device the target is the current CUDA device.
+    ``prefetch=True`` copies the next batch while the model computes on this one (see
+    `DevicePlugin`).
 
     Raises:
         RuntimeError: at construction, when CUDA is not available.
@@ -116,14 +166,14 @@ class CUDAPlugin(DevicePlugin):
 
     plugin_id: ClassVar[str] = "cuda"
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefetch: bool = False) -> None:
         if not torch.cuda.is_available():
             raise RuntimeError(
                 "CUDAPlugin needs CUDA, which is not available here (torch.cuda.is_available() "
                 "is False). Use helios.plugins.DevicePlugin() to move batches to the "
                 "trainer's device, whatever it is."
             )
-        super().__init__()
+        super().__init__(prefetch=prefetch)
         self.device: torch.device = torch.device("cuda", torch.cuda.current_device())
 
     def setup(self) -> None:
@@ -132,6 +182,7 @@ class CUDAPlugin(DevicePlugin):
                 f"CUDAPlugin was set up with device {self.device}; the trainer must train "
                 "on a GPU (use_cpu=False) for it. Use DevicePlugin for CPU training."
             )
+        super().setup()
 
 
 def _run(transform: Callable[[Any], Any] | None, batch: Any) -> Any:

@@ -15,7 +15,7 @@ from helios._callsite import warn
 from helios.core import TrainingState, TrainingUnit
 from helios.core._names import misnamed_members
 from helios.core.loop import LoopConfig
-from helios.data import DATA_HOOKS, DataModule, ResumableSampler
+from helios.data import DATA_HOOKS, DataModule, LoaderWrapper, ResumableSampler
 from helios.model import MODEL_HOOKS, RETIRED_MODEL_HOOKS, Model
 from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_plugin
 from helios.trainer import _distributed as dist_support
@@ -162,6 +162,7 @@ class Trainer:
         self.state: TrainingState = TrainingState()
         #: The model of the current (or last) `fit` / `test`.
         self.model: Model | None = None
+        self._loader_wrappers: dict[str, LoaderWrapper] = {}
 
     # -- configuration ------------------------------------------------------------------
 
@@ -201,6 +202,19 @@ class Trainer:
     def plugin(self, plug_id: str, cls: type[P]) -> P:
         """The plug-in ``plug_id``, checked to be a ``cls`` (typed lookup)."""
         return self._plugins.get_as(plug_id, cls)
+
+    def set_loader_wrapper(self, key: str, wrapper: LoaderWrapper | None) -> None:
+        """Pass every data loader of the following runs through ``wrapper``.
+
+        The trainer wraps each loader the data module returns, after giving it this
+        rank's shard of the data, with each wrapper in the order their keys were first
+        set. Setting a key again replaces its wrapper; ``None`` removes it. A device
+        plug-in with ``prefetch=True`` sets one (under its id) in its ``setup``.
+        """
+        if wrapper is None:
+            self._loader_wrappers.pop(key, None)
+        else:
+            self._loader_wrappers[key] = wrapper
 
     @property
     def world_size(self) -> int:
@@ -377,7 +391,9 @@ class Trainer:
         if isinstance(sampler, ResumableSampler) and self.random_seed is not None:
             sampler.seed = self.random_seed
         if self.is_distributed:
-            return dist_support.shard_loader(loader, self.rank, self.world_size)
+            loader = dist_support.shard_loader(loader, self.rank, self.world_size)
+        for wrap in self._loader_wrappers.values():
+            loader = wrap(loader)
         return loader
 
     # -- fit ----------------------------------------------------------------------------
