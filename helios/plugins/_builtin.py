@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader
 
 from helios._prefetch import PrefetchLoader, notify_once
 from helios.core import Registry, TrainingState, TreeTransform, to_device
-from helios.plugins._plugin import Plugin
-from helios.plugins._table import HOOK_PARAMETERS, check_plugin, pass_through
+from helios.plugins._plugin import HOOK_PARAMETERS, Plugin
+from helios.plugins._table import check_plugin, pass_through
 
 __all__ = ["PLUGIN_REGISTRY", "BatchPlugin", "CUDAPlugin", "DevicePlugin", "create_plugin"]
 

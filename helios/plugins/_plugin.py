@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 import torch
@@ -25,7 +27,10 @@ __all__ = [
     "StateHooks",
     "StopHook",
     "UniquePluginOverrides",
+    "DATA_MEMBERS",
+    "HOOK_PARAMETERS",
     "OVERRIDE_FLAGS",
+    "TRAINER_SET_MEMBERS",
 ]
 
 #: What ``torch.load`` accepts as ``map_location``.
@@ -120,6 +125,29 @@ class PluginProtocol(LifecycleHooks, BatchHooks, StopHook, StateHooks, Protocol)
     is_distributed: bool
     map_loc: MapLocation
 
+
+def _hook_parameters(protocol: type) -> dict[str, tuple[str, ...]]:
+    """Each hook ``protocol``'s roles declare, with the positional parameters the trainer
+    calls it with (``self`` excluded), in declaration order."""
+    hooks: dict[str, tuple[str, ...]] = {}
+    for role in protocol.__mro__[1:]:
+        for name, member in vars(role).items():
+            if inspect.isfunction(member) and not name.startswith("_"):
+                hooks[name] = tuple(inspect.signature(member).parameters)[1:]
+    return hooks
+
+
+#: Each hook and the positional arguments it is called with (``self`` excluded): read
+#: from the role protocols, so that the protocol is the one list of hooks.
+HOOK_PARAMETERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    _hook_parameters(PluginProtocol)
+)
+#: Data members read at registration.
+DATA_MEMBERS: Final = ("plug_id", "unique_overrides")
+#: The members the trainer sets before `setup` (they may be declared and not yet set).
+TRAINER_SET_MEMBERS: Final = tuple(
+    name for name in PluginProtocol.__annotations__ if name not in DATA_MEMBERS
+)
 
 _Configure = Callable[["Plugin", "Trainer"], None]
 

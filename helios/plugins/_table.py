@@ -9,7 +9,10 @@ from typing import Any, Final, TypeVar, cast
 from helios._callsite import warn
 from helios.core._names import misnamed_members
 from helios.plugins._plugin import (
+    DATA_MEMBERS,
+    HOOK_PARAMETERS,
     OVERRIDE_FLAGS,
+    TRAINER_SET_MEMBERS,
     Plugin,
     PluginProtocol,
     UniquePluginOverrides,
@@ -26,29 +29,6 @@ __all__ = [
 
 P = TypeVar("P")
 F = TypeVar("F", bound=Callable[..., object])
-
-#: Each hook and the positional arguments it is called with (``self`` excluded).
-HOOK_PARAMETERS: Final[Mapping[str, tuple[str, ...]]] = {
-    "configure_trainer": ("trainer",),
-    "configure_model": ("model",),
-    "setup": (),
-    "on_training_start": (),
-    "on_training_end": (),
-    "on_validation_start": ("validation_cycle",),
-    "on_validation_end": ("validation_cycle",),
-    "on_testing_start": (),
-    "on_testing_end": (),
-    "process_training_batch": ("batch", "state"),
-    "process_validation_batch": ("batch", "step"),
-    "process_testing_batch": ("batch", "step"),
-    "should_training_stop": (),
-    "state_dict": (),
-    "load_state_dict": ("state_dict",),
-}
-
-#: Data members; the trainer-set ones may be declared (annotated) and not yet assigned.
-DATA_MEMBERS: Final = ("plug_id", "unique_overrides")
-TRAINER_SET_MEMBERS: Final = ("trainer", "device", "rank", "is_distributed", "map_loc")
 
 _PASS_THROUGH: Final = "__helios_pass_through__"
 _AT_VALIDATION: Final = "__helios_stop_decided_at_validation__"

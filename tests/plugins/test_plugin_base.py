@@ -3,6 +3,7 @@ registers by default, and a plug-in left unregistered or a misspelt hook is repo
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import helios.plugins as hlp
 import helios.trainer as hlt
 from helios.plugins import register_plugin
+from helios.plugins._plugin import HOOK_PARAMETERS
 from tests.strategies import StructuralPlugin
 
 
@@ -142,3 +144,20 @@ def test_correct_plugins_do_not_warn() -> None:
         table = register_plugin(hlp.PluginTable(), Quiet())
         table = register_plugin(table, hlp.DevicePlugin("cpu"))
         register_plugin(table, StructuralPlugin("s"))
+
+
+# -- one list of hooks ------------------------------------------------------------------
+
+
+def test_the_hook_table_is_read_from_the_role_protocols() -> None:
+    roles = (hlp.LifecycleHooks, hlp.BatchHooks, hlp.StopHook, hlp.StateHooks)
+    declared = [name for role in roles for name in vars(role) if not name.startswith("_")]
+    assert list(HOOK_PARAMETERS) == declared
+    assert set(hlp.OVERRIDE_FLAGS.values()) <= set(HOOK_PARAMETERS)
+
+
+@pytest.mark.parametrize("hook", sorted(HOOK_PARAMETERS))
+def test_every_hook_has_a_default_on_plugin_that_takes_its_arguments(hook: str) -> None:
+    default = inspect.signature(getattr(Quiet(), hook))
+    default.bind(*HOOK_PARAMETERS[hook])
+    assert hook in vars(hlp.Plugin)
