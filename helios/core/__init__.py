@@ -8,6 +8,9 @@ from helios.core._registry import Registry as Registry
 from helios.core._state import TrainingState as TrainingState
 from helios.core._state import TrainingUnit as TrainingUnit
 from helios.core._transforms import BatchTransform as BatchTransform
+from helios.core._transforms import DropKeys as DropKeys
+from helios.core._transforms import SelectKeys as SelectKeys
+from helios.core._transforms import Take as Take
 from helios.core._transforms import TreeTransform as TreeTransform
 from helios.core._transforms import cast as cast
 from helios.core._transforms import compose as compose
@@ -23,7 +26,10 @@ from helios.core._tree import tree_map as tree_map
 
 __all__ = [
     "BatchTransform",
+    "DropKeys",
     "Registry",
+    "SelectKeys",
+    "Take",
     "TrainingState",
     "TrainingUnit",
     "TreeCycleError",

@@ -17,6 +17,9 @@ from helios.core._tree import _mapper, _mapper_keeping, _raise_if_cycle
 
 __all__ = [
     "BatchTransform",
+    "DropKeys",
+    "SelectKeys",
+    "Take",
     "TreeTransform",
     "cast",
     "compose",
@@ -28,6 +31,7 @@ __all__ = [
 ]
 
 B = TypeVar("B")
+T = TypeVar("T")
 M = TypeVar("M", bound=Mapping[Any, Any])
 
 
@@ -224,22 +228,36 @@ def to_device(device: torch.device | str, non_blocking: bool | None = None) -> T
     return _ToDevice(torch.device(device), non_blocking)
 
 
-class _Take:
+class Take:
+    """The transform `take` returns: ``batch[:n]``.
+
+    Lists, tensors and variable-length tuples keep their type. A named or fixed-length
+    tuple comes back as a plain tuple of its items, and is typed as one (mypy, unlike
+    pyright, lets an annotated fixed-length tuple keep its type: annotate the result as
+    ``tuple[T, ...]`` there).
+    """
+
     __slots__ = ("n",)
 
     def __init__(self, n: int) -> None:
         self.n = n
 
-    # Typed as keeping the batch's type, which holds for lists, tensors and variable-length
-    # tuples; a fixed-length or named tuple comes back as a plain, shorter tuple.
-    def __call__(self, batch: S, /) -> S:
+    # Lists, tensors and variable-length tuples slice to their own type; a named or
+    # fixed-length tuple does not (its slice is a plain tuple), so it takes the second
+    # form. The generic form comes first so that compositions with take stay generic.
+    @overload
+    def __call__(self, batch: S, /) -> S: ...
+    @overload
+    def __call__(self, batch: tuple[T, ...], /) -> tuple[T, ...]: ...
+
+    def __call__(self, batch: Any, /) -> Any:
         return batch[: self.n]
 
     def __repr__(self) -> str:
         return f"take({self.n})"
 
 
-def take(n: int) -> _Take:
+def take(n: int) -> Take:
     """Return a transform that keeps the first ``n`` items: ``batch[:n]``.
 
     Args:
@@ -258,7 +276,7 @@ def take(n: int) -> _Take:
         raise TypeError(f"take(n) expects an integer, got {n!r}")
     if n < 0:
         raise ValueError(f"take(n) expects n >= 0, got {n}")
-    return _Take(n)
+    return Take(n)
 
 
 def _require_mapping(name: str, batch: object) -> None:
@@ -274,7 +292,9 @@ def _rebuild_mapping(source: M, items: list[tuple[Any, Any]]) -> M:
     return type(source)(items)  # type: ignore[call-arg]
 
 
-class _SelectKeys:
+class SelectKeys:
+    """The transform `select_keys` returns; the result has the batch's mapping type."""
+
     __slots__ = ("keys",)
 
     def __init__(self, keys: tuple[Hashable, ...]) -> None:
@@ -291,7 +311,9 @@ class _SelectKeys:
         return _rebuild_mapping(batch, [(k, v) for k, v in batch.items() if k in self.keys])
 
 
-class _DropKeys:
+class DropKeys:
+    """The transform `drop_keys` returns; the result has the batch's mapping type."""
+
     __slots__ = ("keys",)
 
     def __init__(self, keys: tuple[Hashable, ...]) -> None:
@@ -302,7 +324,7 @@ class _DropKeys:
         return _rebuild_mapping(batch, [(k, v) for k, v in batch.items() if k not in self.keys])
 
 
-def select_keys(*keys: Hashable) -> _SelectKeys:
+def select_keys(*keys: Hashable) -> SelectKeys:
     """Return a transform that keeps only ``keys`` of a mapping batch, in the batch's order.
 
     The result has the batch's mapping type. A missing key raises `KeyError`; a batch that
@@ -313,10 +335,10 @@ def select_keys(*keys: Hashable) -> _SelectKeys:
         >>> hlc.select_keys("y", "x")({"x": 1, "y": 2, "z": 3})
         {'x': 1, 'y': 2}
     """
-    return _SelectKeys(keys)
+    return SelectKeys(keys)
 
 
-def drop_keys(*keys: Hashable) -> _DropKeys:
+def drop_keys(*keys: Hashable) -> DropKeys:
     """Return a transform that removes ``keys`` (those present) from a mapping batch.
 
     The result has the batch's mapping type; a batch that is not a mapping raises
@@ -327,7 +349,7 @@ def drop_keys(*keys: Hashable) -> _DropKeys:
         >>> hlc.drop_keys("z", "w")({"x": 1, "z": 3})
         {'x': 1}
     """
-    return _DropKeys(keys)
+    return DropKeys(keys)
 
 
 class _Cast(_LeafwiseTransform):

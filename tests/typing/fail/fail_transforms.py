@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -33,8 +34,16 @@ out: dict[str, torch.Tensor] = hlc.compose(first_two)(batch)  # E: arg-type, ass
 # The ready transforms keep the batch type, so the result cannot be used as another one.
 taken: dict[str, torch.Tensor] = hlc.take(2)([torch.ones(1)])  # E: assignment
 moved: Batch = hlc.to_device("cpu")(batch)  # E: arg-type
-hlc.take(2)(3)  # E: type-var
+hlc.take(2)(3)  # E: call-overload
 hlc.select_keys("x")([torch.ones(1)])  # E: type-var
 hlc.drop_keys("x")(batch).append(torch.ones(1))  # E: attr-defined
 hlc.cast("float64")  # E: arg-type
 hlc.take("2")  # E: arg-type
+
+# take on a named tuple gives a plain tuple, not the same kind.
+class Pair(NamedTuple):
+    inputs: torch.Tensor
+    labels: torch.Tensor
+
+
+same_pair: Pair = hlc.take(1)(Pair(torch.ones(1), torch.ones(1)))  # E: assignment

@@ -56,6 +56,12 @@ assert_type(row, tuple[torch.Tensor, ...])
 assert_type(hlc.take(1)([x, y]), list[torch.Tensor])
 assert_type(hlc.take(1)(row), tuple[torch.Tensor, ...])
 assert_type(hlc.take(1)(x), torch.Tensor)
+# A named tuple comes back as a plain tuple of its items: typed as one.
+assert_type(hlc.take(1)(Pair(x, y)), tuple[torch.Tensor, ...])
+assert type(hlc.take(1)(Pair(x, y))) is tuple
+taker: hlc.Take = hlc.take(3)
+selector: hlc.SelectKeys = hlc.select_keys("x")
+dropper: hlc.DropKeys = hlc.drop_keys("x")
 
 plain: dict[str, torch.Tensor] = {"x": x, "y": y}
 ordered = collections.OrderedDict(plain)
