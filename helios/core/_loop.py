@@ -11,35 +11,35 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 import attrs
 
 from helios.core._checks import is_a, positive_int, positive_int_or_none
+from helios.core._events import (
+    LATER_CHECKPOINT,
+    NEXT_BATCH,
+    NEXT_EPOCH,
+    Action,
+    AskStop,
+    BatchRan,
+    Checkpoint,
+    EndTraining,
+    EpochExhausted,
+    Event,
+    Later,
+    Log,
+    Loop,
+    RunBatch,
+    Start,
+    StartEpoch,
+    StopAnswered,
+    Validate,
+    ValidationRan,
+)
 from helios.core._state import TrainingState, TrainingUnit
 
-__all__ = [
-    "Action",
-    "AskStop",
-    "BatchRan",
-    "Checkpoint",
-    "EndTraining",
-    "EpochExhausted",
-    "Event",
-    "Log",
-    "Loop",
-    "LoopConfig",
-    "RunBatch",
-    "Start",
-    "StartEpoch",
-    "StopAnswered",
-    "Validate",
-    "ValidationRan",
-    "checkpoint_name",
-    "is_done",
-    "parse_checkpoint_name",
-    "step",
-]
+__all__ = ["LoopConfig", "checkpoint_name", "is_done", "parse_checkpoint_name", "step"]
 
 
 def _check_total_steps(_: object, __: attrs.Attribute[Any], steps: Any) -> None:
@@ -91,158 +91,6 @@ class LoopConfig:
             )
 
 
-# Events and actions are named tuples: a training step makes a few of them, and tuples
-# are the cheapest immutable records Python has (the step-overhead benchmark counts).
-
-# -- events: what the shell reports ------------------------------------------------------
-
-
-class Start(NamedTuple):
-    """Training starts (or resumes) from the loop's state.
-
-    Attributes:
-        distributed: Several processes train together (stop answers must agree).
-        stops_per_batch: Some party (a plug-in that claimed ``should_training_stop``, or
-            the model) may ask to stop after any batch, not only after validation.
-    """
-
-    distributed: bool = False
-    stops_per_batch: bool = True
-
-
-class BatchRan(NamedTuple):
-    """The batch `RunBatch` drew was trained on and the stop question answered.
-
-    Attributes:
-        seconds: The batch's own time: its plug-in processing, hooks and step.
-        stop: The answer to the stop question `RunBatch` asked for.
-    """
-
-    seconds: float
-    stop: bool
-
-
-class StopAnswered(NamedTuple):
-    """What the plug-ins and the model answered to `AskStop` (combined if asked)."""
-
-    stop: bool
-
-
-class ValidationRan(NamedTuple):
-    """A validation pass ended; ``improved`` is the model's `have_metrics_improved()`."""
-
-    improved: bool
-
-
-class EpochExhausted(NamedTuple):
-    """The epoch's data ran out after ``batches`` batches were drawn in this process."""
-
-    batches: int
-
-
-Event = Start | BatchRan | StopAnswered | ValidationRan | EpochExhausted
-
-
-# -- actions: what the shell does ----------------------------------------------------------
-
-
-class StartEpoch(NamedTuple):
-    """Start epoch ``epoch`` (the model's epoch-start hook), skipping its first ``skip``
-    batches (a resumed epoch). Reports nothing."""
-
-    epoch: int
-    skip: int
-
-
-class RunBatch(NamedTuple):
-    """Draw the epoch's next batch, train on it, then ask whether to stop; report
-    `BatchRan`. When the epoch has no batch left, run the model's epoch-end hook and
-    report `EpochExhausted` instead.
-
-    Attributes:
-        state: The state the hooks see (it counts the batch).
-        should_log: This batch closes a ``print_frequency``-th optimiser step (the
-            model's ``on_training_batch_end`` is told).
-        combine: Combine the stop answer across processes (true on every rank if true on
-            any): only when some party may ask to stop after a batch.
-    """
-
-    state: TrainingState
-    should_log: bool
-    combine: bool
-
-
-class Log(NamedTuple):
-    """Log the progress of ``state``. Reports nothing."""
-
-    state: TrainingState
-
-
-class AskStop(NamedTuple):
-    """Ask the plug-in that decides stops and the model; report `StopAnswered`.
-
-    Attributes:
-        combine: Combine the answer across processes.
-        early: Early stopping wants to stop as well (part of the answer).
-    """
-
-    combine: bool
-    early: bool
-
-
-class Validate(NamedTuple):
-    """Run validation cycle ``cycle`` (1 for the first); report `ValidationRan`."""
-
-    cycle: int
-
-
-class Checkpoint(NamedTuple):
-    """Write a checkpoint of ``state``. Reports nothing."""
-
-    state: TrainingState
-
-
-class EndTraining(NamedTuple):
-    """Training is over; with ``mid_epoch`` the epoch in progress ends early, and its
-    end hook has not run yet."""
-
-    mid_epoch: bool
-
-
-Action = StartEpoch | RunBatch | Log | AskStop | Validate | Checkpoint | EndTraining
-
-
-class _Later(NamedTuple):
-    """A step decided now and made concrete when reached: what it becomes depends on the
-    answers that arrive in between."""
-
-    what: str
-
-
-_CHECKPOINT = _Later("a checkpoint of the state of that moment")
-_NEXT_BATCH = _Later("the next batch, unless training stops")
-_NEXT_EPOCH = _Later("the next epoch, unless training stops")
-
-
-class Loop(NamedTuple):
-    """The loop's own state: the training state and what is decided but not yet done.
-
-    Attributes:
-        state: Where training stands (the last batch that ran is counted).
-        stop: A stop was requested (by a party or by early stopping).
-        facts: The run's facts given at `Start`.
-        then: What follows once the answer the loop waits for has come.
-        running: The state of the batch `RunBatch` asked for, while it runs (it counts
-            only once the batch is known to exist).
-    """
-
-    state: TrainingState
-    stop: bool = False
-    facts: Start = Start()
-    then: tuple[Action | _Later, ...] = ()
-    running: TrainingState | None = None
-
-
 def _due(count: int, frequency: int | None) -> bool:
     return frequency is not None and count % frequency == 0
 
@@ -274,7 +122,7 @@ def step(loop: Loop, config: LoopConfig, event: Event) -> tuple[Loop, tuple[Acti
         return _epoch_ended(loop, config, event.batches)
     # Start: a resumed run starts its timing afresh, the old process's is not ours.
     state = attrs.evolve(loop.state, running_iter=0, average_iter_time=0.0)
-    return _follow(Loop(state, False, event, (_NEXT_EPOCH,)), config)
+    return _follow(Loop(state, False, event, (NEXT_EPOCH,)), config)
 
 
 def _follow(loop: Loop, config: LoopConfig) -> tuple[Loop, tuple[Action, ...]]:
@@ -282,15 +130,15 @@ def _follow(loop: Loop, config: LoopConfig) -> tuple[Loop, tuple[Action, ...]]:
     issued: list[Action] = []
     then = loop.then
     for index, action in enumerate(then):
-        if action is _CHECKPOINT:
+        if action is LATER_CHECKPOINT:
             issued.append(Checkpoint(loop.state))  # the state as it is now, validated
             continue
-        if isinstance(action, _Later):
+        if isinstance(action, Later):
             state = loop.state
             if loop.stop or is_done(state, config):
-                issued.append(EndTraining(mid_epoch=action is _NEXT_BATCH))
+                issued.append(EndTraining(mid_epoch=action is NEXT_BATCH))
                 return Loop(state, loop.stop, loop.facts), tuple(issued)
-            if action is _NEXT_EPOCH:
+            if action is NEXT_EPOCH:
                 issued.append(StartEpoch(state.global_epoch, state.dataset_iter))
             run = _run_next(state, loop.facts, config)
             issued.append(run)
@@ -353,12 +201,12 @@ def _batch_ran(loop: Loop, config: LoopConfig, ran: BatchRan) -> tuple[Loop, tup
             return Loop(state, stop, facts), (EndTraining(True),)
         run = _run_next(state, facts, config)
         return Loop(state, stop, facts, (), run.state), (run,)
-    then: list[Action | _Later] = [Log(state)] if log else []
+    then: list[Action | Later] = [Log(state)] if log else []
     if validate:
         then.append(Validate(state.validation_cycles + 1))
     if checkpoint:
-        then.append(_CHECKPOINT)
-    then.append(_NEXT_BATCH)
+        then.append(LATER_CHECKPOINT)
+    then.append(NEXT_BATCH)
     return _follow(Loop(state, stop, facts, tuple(then)), config)
 
 
@@ -384,13 +232,13 @@ def _epoch_ended(loop: Loop, config: LoopConfig, batches: int) -> tuple[Loop, tu
         )
     epoch = old.global_epoch + 1
     state = attrs.evolve(old, global_epoch=epoch, dataset_iter=0)
-    then: list[Action | _Later] = []
+    then: list[Action | Later] = []
     if config.unit is TrainingUnit.EPOCH:
         if _due(epoch, config.valid_frequency):
             then.append(Validate(state.validation_cycles + 1))
         if _due(epoch, config.chkpt_frequency):
-            then.append(_CHECKPOINT)
-    then.append(_NEXT_EPOCH)
+            then.append(LATER_CHECKPOINT)
+    then.append(NEXT_EPOCH)
     return _follow(Loop(state, loop.stop, loop.facts, tuple(then)), config)
 
 

@@ -19,22 +19,22 @@ Examples:
     (EndTraining(mid_epoch=True),)
 """
 
-from helios.core._loop import Action as Action
-from helios.core._loop import AskStop as AskStop
-from helios.core._loop import BatchRan as BatchRan
-from helios.core._loop import Checkpoint as Checkpoint
-from helios.core._loop import EndTraining as EndTraining
-from helios.core._loop import EpochExhausted as EpochExhausted
-from helios.core._loop import Event as Event
-from helios.core._loop import Log as Log
-from helios.core._loop import Loop as Loop
+from helios.core._events import Action as Action
+from helios.core._events import AskStop as AskStop
+from helios.core._events import BatchRan as BatchRan
+from helios.core._events import Checkpoint as Checkpoint
+from helios.core._events import EndTraining as EndTraining
+from helios.core._events import EpochExhausted as EpochExhausted
+from helios.core._events import Event as Event
+from helios.core._events import Log as Log
+from helios.core._events import Loop as Loop
+from helios.core._events import RunBatch as RunBatch
+from helios.core._events import Start as Start
+from helios.core._events import StartEpoch as StartEpoch
+from helios.core._events import StopAnswered as StopAnswered
+from helios.core._events import Validate as Validate
+from helios.core._events import ValidationRan as ValidationRan
 from helios.core._loop import LoopConfig as LoopConfig
-from helios.core._loop import RunBatch as RunBatch
-from helios.core._loop import Start as Start
-from helios.core._loop import StartEpoch as StartEpoch
-from helios.core._loop import StopAnswered as StopAnswered
-from helios.core._loop import Validate as Validate
-from helios.core._loop import ValidationRan as ValidationRan
 from helios.core._loop import checkpoint_name as checkpoint_name
 from helios.core._loop import is_done as is_done
 from helios.core._loop import parse_checkpoint_name as parse_checkpoint_name

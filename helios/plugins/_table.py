@@ -105,6 +105,16 @@ def check_plugin(plugin: object) -> None:
             "Subclass helios.plugins.Plugin (and call super().__init__(plug_id)), or "
             "provide every member of helios.plugins.PluginProtocol."
         )
+    bad = _bad_hooks(plugin)
+    if bad:
+        raise TypeError(
+            f"{_describe(plugin)} has hooks with the wrong signature: " + "; ".join(bad)
+        )
+    _check_data_members(plugin)
+
+
+def _bad_hooks(plugin: object) -> list[str]:
+    """What is wrong with each hook that cannot be called as the trainer calls it."""
     bad: list[str] = []
     for name, params in HOOK_PARAMETERS.items():
         hook = getattr(plugin, name)
@@ -120,10 +130,10 @@ def check_plugin(plugin: object) -> None:
             signature.bind(*params)
         except TypeError:
             bad.append(f"{name}{signature} cannot be called as {expected}")
-    if bad:
-        raise TypeError(
-            f"{_describe(plugin)} has hooks with the wrong signature: " + "; ".join(bad)
-        )
+    return bad
+
+
+def _check_data_members(plugin: object) -> None:
     plug_id = plugin.plug_id  # type: ignore[attr-defined]
     if not isinstance(plug_id, str) or not plug_id:
         raise TypeError(f"{_describe(plugin)} has plug_id {plug_id!r}; it must be a non-empty str")

@@ -36,6 +36,20 @@ __all__ = ["Trainer"]
 P = TypeVar("P")
 
 
+#: Settings copied to the trainer's attributes of the same names.
+_SETTINGS_SHOWN = (
+    "run_name",
+    "enable_deterministic",
+    "enable_cudnn_benchmark",
+    "random_seed",
+    "enable_progress_bar",
+    "enable_file_logging",
+    "capture_warnings",
+    "chkpt_root",
+    "log_root",
+)
+
+
 class Trainer:
     """Runs a `Model` on the data of a `DataModule`, with plug-ins.
 
@@ -79,6 +93,18 @@ class Trainer:
         (device(type='cpu'), 0)
     """
 
+    # The settings, also readable as attributes (as in Helios).
+    run_name: str
+    enable_deterministic: bool
+    enable_cudnn_benchmark: bool
+    random_seed: int | None
+    enable_progress_bar: bool
+    enable_file_logging: bool
+    capture_warnings: bool
+    chkpt_root: Path | None
+    log_root: Path | None
+    collective_timeout: float
+
     def __init__(
         self,
         *,
@@ -105,30 +131,9 @@ class Trainer:
         test_exceptions: Iterable[type[BaseException]] = (),
         collective_timeout: float = 300.0,
     ) -> None:
-        settings = TrainerSettings(
-            run_name=run_name,
-            train_unit=train_unit,
-            total_steps=total_steps,
-            valid_frequency=valid_frequency,
-            chkpt_frequency=chkpt_frequency,
-            print_frequency=print_frequency,
-            accumulation_steps=accumulation_steps,
-            enable_deterministic=enable_deterministic,
-            enable_cudnn_benchmark=enable_cudnn_benchmark,
-            early_stop_cycles=early_stop_cycles,
-            use_cpu=use_cpu,
-            gpus=gpus,
-            cpu_processes=cpu_processes,
-            random_seed=random_seed,
-            enable_progress_bar=enable_progress_bar,
-            enable_file_logging=enable_file_logging,
-            capture_warnings=capture_warnings,
-            chkpt_root=chkpt_root,
-            log_root=log_root,
-            train_exceptions=train_exceptions,
-            test_exceptions=test_exceptions,
-            collective_timeout=collective_timeout,
-        )
+        # The keywords are the settings' fields, one for one; the record checks them.
+        arguments = {name: value for name, value in locals().items() if name != "self"}
+        settings = TrainerSettings(**arguments)
         self._settings = settings
         self._config = settings.loop
         self._context = dist_support.context_from_environment()
@@ -138,16 +143,9 @@ class Trainer:
             device_count=torch.cuda.device_count(),
             launched=self._context.in_process_group,
         )
-        self.run_name: str = settings.run_name
-        self.enable_deterministic: bool = settings.enable_deterministic
-        self.enable_cudnn_benchmark: bool = settings.enable_cudnn_benchmark
-        self.random_seed: int | None = settings.random_seed
-        self.enable_progress_bar: bool = settings.enable_progress_bar
-        self.enable_file_logging: bool = settings.enable_file_logging
-        self.capture_warnings: bool = settings.capture_warnings
-        self.chkpt_root: Path | None = settings.chkpt_root
-        self.log_root: Path | None = settings.log_root
-        self.collective_timeout: float = float(settings.collective_timeout)
+        for name in _SETTINGS_SHOWN:
+            setattr(self, name, getattr(settings, name))
+        self.collective_timeout = float(settings.collective_timeout)
         self.train_exceptions: list[type[BaseException]] = list(settings.train_exceptions)
         self.test_exceptions: list[type[BaseException]] = list(settings.test_exceptions)
         self.use_cpu: bool = devices.use_cpu
