@@ -13,6 +13,7 @@ from helios.core._loop import after_validation as after_validation
 from helios.core._loop import checkpoint_name as checkpoint_name
 from helios.core._loop import is_done as is_done
 from helios.core._loop import parse_checkpoint_name as parse_checkpoint_name
+from helios.core._optional import get_from_optional as get_from_optional
 from helios.core._registry import Registry as Registry
 from helios.core._state import TrainingState as TrainingState
 from helios.core._state import TrainingUnit as TrainingUnit
@@ -54,6 +55,7 @@ __all__ = [
     "cast",
     "compose",
     "drop_keys",
+    "get_from_optional",
     "identity",
     "register_container",
     "select_keys",
