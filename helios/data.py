@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Mapping, Sized
 from typing import TYPE_CHECKING, Any, Final
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from helios._data_params import DataLoaderParams as DataLoaderParams
+from helios._data_params import DatasetSpec as DatasetSpec
 from helios._prefetch import LoaderWrapper as LoaderWrapper
 from helios._prefetch import Prefetcher as Prefetcher
 from helios._prefetch import PrefetchLoader as PrefetchLoader
@@ -17,7 +19,9 @@ if TYPE_CHECKING:
     from helios.trainer import Trainer
 
 __all__ = [
+    "DataLoaderParams",
     "DataModule",
+    "DatasetSpec",
     "LoaderWrapper",
     "PrefetchLoader",
     "PrefetchWarning",
@@ -119,7 +123,18 @@ class DataModule:
     a distributed one (a loader that already has a `DistributedSampler` is kept). A
     loader made with ``create_dataloader(..., shard=False)`` is not sharded: every rank
     sees all of its data.
+
+    The Helios 1.x spelling works too: in `setup`, assign
+    ``self._create_dataset(dataset, params)`` to ``self._train_dataset``,
+    ``self._valid_dataset`` or ``self._test_dataset``, and the default loader methods
+    build those loaders with `create_dataloader`.
     """
+
+    # Set in `setup` by the Helios 1.x spelling (class-level, so that a subclass that
+    # does not call ``super().__init__()`` still has them).
+    _train_dataset: DatasetSpec | None = None
+    _valid_dataset: DatasetSpec | None = None
+    _test_dataset: DatasetSpec | None = None
 
     def __init__(self) -> None:
         self._trainer: Trainer | None = None
@@ -157,19 +172,68 @@ class DataModule:
         """Create the datasets."""
 
     def train_dataloader(self) -> DataLoader[Any] | None:
-        """The training loader, or ``None``."""
-        return None
+        """The training loader, or ``None``.
+
+        By default, the loader of ``self._train_dataset`` if `setup` set it.
+        """
+        return self._loader_of(self._train_dataset, "_train_dataset")
 
     def valid_dataloader(self) -> DataLoader[Any] | None:
-        """The validation loader, or ``None``."""
-        return None
+        """The validation loader, or ``None``.
+
+        By default, the loader of ``self._valid_dataset`` if `setup` set it.
+        """
+        return self._loader_of(self._valid_dataset, "_valid_dataset")
 
     def test_dataloader(self) -> DataLoader[Any] | None:
-        """The testing loader, or ``None``."""
-        return None
+        """The testing loader, or ``None``.
+
+        By default, the loader of ``self._test_dataset`` if `setup` set it.
+        """
+        return self._loader_of(self._test_dataset, "_test_dataset")
 
     def teardown(self) -> None:
         """Release what `setup` made."""
+
+    def _create_dataset(
+        self, dataset: Dataset[Any], params: DataLoaderParams | Mapping[str, Any]
+    ) -> DatasetSpec:
+        """Pair ``dataset`` with a copy of ``params`` (as Helios 1.x did).
+
+        Assign the result to ``self._train_dataset``, ``self._valid_dataset`` or
+        ``self._test_dataset`` in `setup`.
+
+        Args:
+            dataset: A map-style dataset.
+            params: A `DataLoaderParams`, or a mapping of its fields.
+
+        Raises:
+            ValueError: for an unknown or invalid parameter.
+        """
+        if isinstance(params, DataLoaderParams):
+            return DatasetSpec(dataset, params.copy())
+        return DatasetSpec(dataset, DataLoaderParams.from_dict(params))
+
+    def _loader_of(self, spec: object, attribute: str) -> DataLoader[Any] | None:
+        if spec is None:
+            return None
+        if not isinstance(spec, DatasetSpec):
+            raise TypeError(
+                f"{type(self).__qualname__}.{attribute} must be made with "
+                f"self._create_dataset(dataset, params), got {spec!r}"
+            )
+        params = spec.params
+        return self.create_dataloader(
+            spec.dataset,
+            batch_size=params.batch_size,
+            shuffle=params.shuffle,
+            drop_last=params.drop_last,
+            seed=params.random_seed,
+            num_workers=0 if params.debug_mode else params.num_workers,
+            pin_memory=params.pin_memory,
+            collate_fn=params.collate_fn,
+            shard=params.is_distributed is not False,
+        )
 
     @staticmethod
     def create_dataloader(

@@ -129,8 +129,12 @@ class Model:
         """What to store in checkpoints (tensors, numbers, strings and containers)."""
         return {}
 
-    def load_state_dict(self, state_dict: Mapping[str, Any], fast_init: bool = False) -> None:
-        """Restore what `state_dict` returned."""
+    def load_state_dict(self, state_dict: dict[str, Any], fast_init: bool = False) -> None:
+        """Restore what `state_dict` returned.
+
+        The parameter is a ``dict`` (as in Helios 1.x), so an override may declare it as
+        a ``dict`` or as any wider type (``Mapping[str, Any]``).
+        """
 
     def load_for_testing(self) -> None:
         """Called by `Trainer.test` when there is no checkpoint to load."""

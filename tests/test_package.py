@@ -33,6 +33,9 @@ PUBLIC_MODULES = (
     "helios.trainer",
     "helios.model",
     "helios.data",
+    "helios.core.logging",
+    "helios.optim",
+    "helios.nn",
 )
 
 

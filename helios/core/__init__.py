@@ -4,6 +4,7 @@ What users compose with lives here; the decisions of the training loop are in
 `helios.core.loop`. Nothing here imports the rest of helios.
 """
 
+from helios.core._optional import get_from_optional as get_from_optional
 from helios.core._registry import Registry as Registry
 from helios.core._state import TrainingState as TrainingState
 from helios.core._state import TrainingUnit as TrainingUnit
@@ -37,6 +38,7 @@ __all__ = [
     "cast",
     "compose",
     "drop_keys",
+    "get_from_optional",
     "identity",
     "register_container",
     "select_keys",

@@ -18,6 +18,7 @@ __all__ = [
     "flag",
     "is_a",
     "folder_or_none",
+    "non_negative_int",
     "non_negative_int_or_none",
     "optional_flag",
     "positive_finite",
@@ -55,6 +56,11 @@ def positive_int(name: str | None = None) -> Validator:
 def positive_int_or_none(name: str | None = None) -> Validator:
     """An int >= 1, or ``None``."""
     return _check(lambda v: v is None or (is_int(v) and v >= 1), "a positive int or None", name)
+
+
+def non_negative_int(name: str | None = None) -> Validator:
+    """An int >= 0."""
+    return _check(lambda v: is_int(v) and v >= 0, "an int >= 0", name)
 
 
 def non_negative_int_or_none(name: str | None = None) -> Validator:
