@@ -50,6 +50,7 @@ from helios.examples.tune.study import ATTR_FULL as ATTR_FULL
 from helios.examples.tune.study import ATTR_INTERRUPTED as ATTR_INTERRUPTED
 from helios.examples.tune.study import ATTR_SAVE_NAME as ATTR_SAVE_NAME
 from helios.examples.tune.study import ATTR_START as ATTR_START
+from helios.examples.tune.study import ATTR_WORKER as ATTR_WORKER
 from helios.examples.tune.study import Objective as Objective
 from helios.examples.tune.study import open_study as open_study
 from helios.examples.tune.study import resume_epoch as resume_epoch
@@ -59,6 +60,7 @@ __all__ = [
     "ATTR_INTERRUPTED",
     "ATTR_SAVE_NAME",
     "ATTR_START",
+    "ATTR_WORKER",
     "METRIC",
     "SAVE_NAME",
     "DigitsClassifier",

@@ -8,6 +8,8 @@ new number but keeps the original's save name, so it resumes from those checkpoi
 from __future__ import annotations
 
 import dataclasses
+import os
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ __all__ = [
     "ATTR_INTERRUPTED",
     "ATTR_SAVE_NAME",
     "ATTR_START",
+    "ATTR_WORKER",
     "Objective",
     "fail_dead_trials",
     "keep_newest_checkpoint",
@@ -46,6 +49,7 @@ ATTR_SAVE_NAME = "tune:save_name"  # the checkpoint folder of the trial
 ATTR_START = "tune:start_epoch"  # epochs already done when this attempt began
 ATTR_FULL = "tune:full_epochs"  # epochs of a trial that is never pruned
 ATTR_INTERRUPTED = "tune:interrupted"  # stopped by Ctrl-C: queue it again at the next start
+ATTR_WORKER = "tune:worker"  # <host>:<process id> of the study worker that ran this attempt
 
 
 def make_pruner(options: Options) -> optuna.pruners.BasePruner:
@@ -189,6 +193,7 @@ class Objective:
         trial.set_user_attr(ATTR_START, resume_epoch(folder))
         trial.set_user_attr(ATTR_FULL, options.epochs)
         trial.set_user_attr(ATTR_INTERRUPTED, False)
+        trial.set_user_attr(ATTR_WORKER, f"{socket.gethostname()}:{os.getpid()}")
         datamodule = DigitsData(options.batch_size)
         try:
             trainer.fit(model, datamodule)
