@@ -102,15 +102,20 @@ def locate(storage: str, storage_class: str = "") -> Location:
 
 
 def _password_span(url: str) -> tuple[int, int] | None:
-    """Where the password of ``scheme://user:password@host...`` is (the last ``@`` ends it)."""
+    """Where the password of ``scheme://user:password@host...`` is, or ``None``.
+
+    It ends at the last ``@``: a password with a bare ``@`` (which should be written
+    ``%40``) is masked whole, and a stray ``@`` further on masks too much, never too little.
+    """
     start = url.find("://")
     if start < 0:
         return None
     start += 3
-    query = url.find("?", start)
-    at = url.rfind("@", start, len(url) if query < 0 else query)
-    colon = url.find(":", start, at) if at >= 0 else -1
-    return None if colon < 0 else (colon + 1, at)
+    colon = url.find(":", start)
+    at = url.rfind("@")
+    if colon < 0 or at < colon or any(char in url[start:colon] for char in "/@"):
+        return None
+    return colon + 1, at
 
 
 def mask_password(url: str) -> str:
