@@ -1,0 +1,140 @@
+"""Trials per minute of the example study with 1, 2 and 4 workers, on three storages.
+
+Usage::
+
+    python benchmarks/study_throughput.py              # 8 trials of 2 epochs per cell
+    python benchmarks/study_throughput.py --quick      # 4 trials of 1 epoch: a sanity run
+
+Every cell runs ``python -m helios.examples.tune --workers N`` on a new, empty storage:
+SQLite (a file in the working folder), PostgreSQL (a new database on a private server
+on 127.0.0.1, started once for the whole run as the tests start theirs) and a journal
+file. The trials are the same work everywhere: no pruning, the same seed, and the sampler
+seeded by trial number, so trial *n* trains the same network whichever storage or
+worker runs it. The cells run in one process, storage after storage for each worker
+count, so the columns are comparable.
+
+Trials per minute counts finished trials over the study's own span, from the first
+trial's start to the last one's end as the storage recorded them (process start-up and
+the closing test of the best trial are outside it); ``wall`` is the whole command.
+Needs PostgreSQL's server programs and ``pip install -e '.[postgres]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import optuna
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
+from helios.examples.postgres import Cluster, private_cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+STORAGES = ("sqlite", "postgresql", "journal")
+STUDY = "throughput"
+
+
+@attrs.frozen
+class Cell:
+    """One measured run: a storage, a worker count, and what it did."""
+
+    storage: str
+    workers: int
+    finished: int
+    span_s: float
+    wall_s: float
+
+    @property
+    def per_minute(self) -> float:
+        return 60 * self.finished / self.span_s if self.span_s > 0 else float("nan")
+
+
+def _storage_flags(kind: str, folder: Path, cluster: Cluster, name: str) -> tuple[list[str], str]:
+    """The command-line flags for a new storage of ``kind``, and how to read it back."""
+    if kind == "sqlite":
+        return [], f"sqlite:///{folder / 'helios-tune.db'}"
+    if kind == "postgresql":
+        url = cluster.create_database(name)
+        return ["--storage", url], url
+    path = str(folder / "study.log")
+    return ["--storage", path, "--storage-class", "JournalFileBackend"], path
+
+
+def _read_back(kind: str, where: str) -> optuna.Study:
+    if kind == "journal":
+        storage: optuna.storages.BaseStorage = JournalStorage(JournalFileBackend(where))
+    else:
+        storage = optuna.storages.RDBStorage(where)
+    return optuna.load_study(study_name=STUDY, storage=storage)
+
+
+def run_cell(
+    kind: str, workers: int, root: Path, cluster: Cluster, trials: int, epochs: int
+) -> Cell:
+    """Run one study of ``trials`` trials with ``workers`` processes on a new storage."""
+    folder = root / f"{kind}-{workers}"
+    storage, where = _storage_flags(kind, folder, cluster, f"throughput_{workers}")
+    command = [sys.executable, "-m", "helios.examples.tune", "--workdir", str(folder)]
+    command += [*storage, "--study-name", STUDY, "--workers", str(workers)]
+    command += ["--n-trials", str(trials), "--epochs", str(epochs), "--pruner", "none"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind}, {workers} workers failed:\n{done.stderr}")
+    finished = [
+        t
+        for t in _read_back(kind, where).get_trials(deepcopy=False)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    ]
+    first = min(t.datetime_start for t in finished if t.datetime_start is not None)
+    last = max(t.datetime_complete for t in finished if t.datetime_complete is not None)
+    return Cell(kind, workers, len(finished), (last - first).total_seconds(), wall)
+
+
+def table(cells: Sequence[Cell], counts: Sequence[int]) -> list[str]:
+    """A Markdown table: trials per minute (and wall seconds) by storage and worker count."""
+    head = "| storage | " + " | ".join(f"{n} worker{'s' * (n > 1)}" for n in counts) + " |"
+    lines = [head, "|---" * (len(counts) + 1) + "|"]
+    for kind in STORAGES:
+        row = {cell.workers: cell for cell in cells if cell.storage == kind}
+        shown = [f"{row[n].per_minute:.1f} /min ({row[n].wall_s:.0f} s wall)" for n in counts]
+        lines.append(f"| {kind} | " + " | ".join(shown) + " |")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="4 trials of 1 epoch per cell")
+    parser.add_argument("--trials", type=int, default=None, help="trials per cell (default 8)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 2)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args(argv)
+    trials = args.trials or (4 if args.quick else 8)
+    epochs = args.epochs or (1 if args.quick else 2)
+    cells = []
+    with private_cluster() as cluster, tempfile.TemporaryDirectory() as scratch:
+        for workers in args.workers:
+            for kind in STORAGES:
+                cell = run_cell(kind, workers, Path(scratch), cluster, trials, epochs)
+                print(
+                    f"{kind:>10}, {workers} worker(s): {cell.finished} trials, "
+                    f"{cell.per_minute:.1f} /min, {cell.wall_s:.1f} s wall",
+                    flush=True,
+                )
+                cells.append(cell)
+    print()
+    print(f"{trials} trials of {epochs} epoch(s) per cell, no pruning, one torch thread each")
+    print("\n".join(table(cells, args.workers)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
