@@ -22,6 +22,7 @@ Needs PostgreSQL's server programs and ``pip install -e '.[postgres]'``.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -80,7 +81,8 @@ def run_cell(
 ) -> Cell:
     """Run one study of ``trials`` trials with ``workers`` processes on a new storage."""
     folder = root / f"{kind}-{workers}"
-    storage, where = _storage_flags(kind, folder, cluster, f"throughput_{workers}")
+    database = f"throughput_{folder.parent.name}_{workers}"
+    storage, where = _storage_flags(kind, folder, cluster, database)
     command = [sys.executable, "-m", "helios.examples.tune", "--workdir", str(folder)]
     command += [*storage, "--study-name", STUDY, "--workers", str(workers)]
     command += ["--n-trials", str(trials), "--epochs", str(epochs), "--pruner", "none"]
@@ -116,23 +118,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=None, help="trials per cell (default 8)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 2)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every cell (median)")
     args = parser.parse_args(argv)
+    # A plain kill still stops the private server and removes its folder.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     trials = args.trials or (4 if args.quick else 8)
     epochs = args.epochs or (1 if args.quick else 2)
-    cells = []
+    runs: dict[tuple[str, int], list[Cell]] = {}
     with private_cluster() as cluster, tempfile.TemporaryDirectory() as scratch:
-        for workers in args.workers:
-            for kind in STORAGES:
-                cell = run_cell(kind, workers, Path(scratch), cluster, trials, epochs)
-                print(
-                    f"{kind:>10}, {workers} worker(s): {cell.finished} trials, "
-                    f"{cell.per_minute:.1f} /min, {cell.wall_s:.1f} s wall",
-                    flush=True,
-                )
-                cells.append(cell)
+        for round_ in range(args.rounds):
+            for workers in args.workers:
+                for kind in STORAGES:
+                    folder = Path(scratch) / str(round_)
+                    cell = run_cell(kind, workers, folder, cluster, trials, epochs)
+                    print(
+                        f"round {round_}: {kind:>10}, {workers} worker(s): {cell.finished} "
+                        f"trials, {cell.per_minute:.1f} /min, {cell.wall_s:.1f} s wall",
+                        flush=True,
+                    )
+                    runs.setdefault((kind, workers), []).append(cell)
+    medians = [
+        sorted(cells, key=lambda c: c.per_minute)[len(cells) // 2] for cells in runs.values()
+    ]
     print()
-    print(f"{trials} trials of {epochs} epoch(s) per cell, no pruning, one torch thread each")
-    print("\n".join(table(cells, args.workers)))
+    print(
+        f"{trials} trials of {epochs} epoch(s) per cell, no pruning, one torch thread each; "
+        f"median of {args.rounds} round(s)"
+    )
+    print("\n".join(table(medians, args.workers)))
     return 0
 
 
