@@ -7,15 +7,12 @@ own; the study lives on the server and the checkpoints in one shared folder.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import optuna
@@ -25,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 import helios.trainer as hlt
 from helios.examples import tune
 from helios.examples.postgres import Cluster, free_port
+from tests.examples.concurrent import open_together
 
 pytestmark = pytest.mark.postgres
 
@@ -34,39 +32,10 @@ Popen = subprocess.Popen[str]
 EXAMPLE = (sys.executable, "-m", "helios.examples.tune")
 
 
-def _open_at_once(url: str, workdir: Path, barrier: Barrier, results: Queue[str]) -> None:
-    options = tune.Options(workdir=workdir, storage=url)
-    barrier.wait(timeout=60)
-    try:
-        storage = tune.make_storage(options)
-        try:
-            tune.open_study(options, storage)
-        finally:
-            tune.close_storage(storage)
-    except Exception as error:  # reported to the test, which shows it
-        results.put(f"{type(error).__name__}: {error}")
-    else:
-        results.put("ok")
-
-
 def test_workers_starting_at_once_create_the_schema_once(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    # Processes on several machines start together on an empty database: each finds no
-    # tables and creates them. Released by one barrier, they race for real.
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(3)
-    results: Queue[str] = context.Queue()
-    processes = [
-        context.Process(target=_open_at_once, args=(postgres_url, tmp_path, barrier, results))
-        for _ in range(3)
-    ]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
-    assert outcomes == ["ok"] * 3
+    assert open_together(postgres_url, tmp_path) == ["ok"] * 3
 
 
 class Machines:

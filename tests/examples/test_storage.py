@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from helios.examples import tune
 from helios.examples.tune.storage import Location, locate, redact
+from tests.examples.concurrent import open_together
 
 
 def test_storage_is_located_as_optunas_command_line_does(tmp_path: Path) -> None:
@@ -117,3 +118,9 @@ def test_study_files_keep_to_the_umask(tmp_path: Path, umask: int, kind: str) ->
         if found.is_file():
             assert mode & ~allowed == 0, f"{found.name}: {oct(mode)} under umask {oct(umask)}"
     assert stat.S_IMODE((tmp_path / "work").stat().st_mode) & umask == 0
+
+
+def test_processes_starting_at_once_share_a_new_sqlite_file(tmp_path: Path) -> None:
+    # Two commands started together on one machine: both find no tables and create them.
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    assert open_together(url, tmp_path) == ["ok"] * 3

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import os
 import re
+import time
 import urllib.parse
 import warnings
 from collections.abc import Iterator
@@ -46,6 +47,8 @@ __all__ = [
 
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&#]*)")
 _DEPRECATED_JOURNAL = "journal:"
+#: Tries at creating an RDB storage while other processes create the same tables.
+_CREATE_ATTEMPTS = 5
 
 
 class StorageError(RuntimeError):
@@ -205,6 +208,43 @@ def _missing_driver(url: str, error: ImportError) -> MissingDependencyError:
     )
 
 
+def _created_meanwhile(error: sqlalchemy.exc.DBAPIError) -> bool:
+    """Whether ``error`` says another process was creating the same tables just then."""
+    return isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
+
+
+def _create_database_storage(url: str, options: Options) -> optuna.storages.RDBStorage:
+    """`RDBStorage` for ``url``, created again while another process was creating its tables.
+
+    On PostgreSQL an advisory lock lets one worker at a time create the schema; other
+    databases (SQLite files shared by processes that start together) fail the loser with
+    "already exists" or a duplicate key, and a second try finds the tables made.
+    """
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        # Several workers write to one file: wait for the lock instead of failing.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            with advisory_lock(url, "optuna storage schema"), warnings.catch_warnings():
+                # Heartbeats and the retry callback are marked experimental by Optuna.
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=options.heartbeat,
+                    grace_period=options.grace_period,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                        max_retry=options.max_retry
+                    ),
+                )
+        except sqlalchemy.exc.DBAPIError as error:
+            if attempt == _CREATE_ATTEMPTS or not _created_meanwhile(error):
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def open_database(url: str, options: Options) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats, its tables created by one worker at a time.
 
@@ -215,23 +255,8 @@ def open_database(url: str, options: Options) -> optuna.storages.RDBStorage:
         StorageError: the database refused the connection or could not be reached.
         MissingDependencyError: the URL's driver is not installed.
     """
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:"):
-        # Several workers write to one file: wait for the lock instead of failing.
-        engine_kwargs["connect_args"] = {"timeout": 60}
     try:
-        with advisory_lock(url, "optuna storage schema"), warnings.catch_warnings():
-            # Heartbeats and the retry callback are marked experimental by Optuna.
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=options.heartbeat,
-                grace_period=options.grace_period,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                    max_retry=options.max_retry
-                ),
-            )
+        return _create_database_storage(url, options)
     except ImportError as error:
         raise _missing_driver(url, error) from None
     except sqlalchemy.exc.ArgumentError as error:
