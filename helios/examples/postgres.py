@@ -131,8 +131,11 @@ def _as_server_user(command: Sequence[str]) -> list[str]:
     return ["runuser", "-u", SERVER_USER, "--", *command]
 
 
-def _run_server_program(command: Sequence[str]) -> None:
-    done = subprocess.run(_as_server_user(command), capture_output=True, text=True, check=False)
+def _run_server_program(command: Sequence[str], folder: Path) -> None:
+    # Run from the cluster's folder: the server's user may not enter the caller's one.
+    done = subprocess.run(
+        _as_server_user(command), cwd=folder, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise PostgresUnavailableError(
             f"{Path(command[0]).name} failed ({done.returncode}): "
@@ -163,7 +166,7 @@ def _start(programs: Path, folder: Path, attempts: int = 3) -> Cluster:
         log = folder / "server.log"
         try:
             pg_ctl = [str(programs / "pg_ctl"), "-D", str(cluster.data), "-l", str(log)]
-            _run_server_program([*pg_ctl, "-o", options, "-w", "-t", "60", "start"])
+            _run_server_program([*pg_ctl, "-o", options, "-w", "-t", "60", "start"], folder)
         except PostgresUnavailableError:
             if attempt == attempts - 1:
                 raise
@@ -183,12 +186,12 @@ def private_cluster() -> Iterator[Cluster]:
     folder = _make_folder()
     try:
         initdb = [str(programs / "initdb"), "-D", str(folder / "data"), "-A", "trust"]
-        _run_server_program([*initdb, "-U", SUPERUSER, "--no-sync"])
+        _run_server_program([*initdb, "-U", SUPERUSER, "--no-sync"], folder)
         cluster = _start(programs, folder)
         try:
             yield cluster
         finally:
             pg_ctl = [str(programs / "pg_ctl"), "-D", str(cluster.data)]
-            _run_server_program([*pg_ctl, "-m", "immediate", "-w", "stop"])
+            _run_server_program([*pg_ctl, "-m", "immediate", "-w", "stop"], folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
