@@ -40,3 +40,9 @@ def postgres() -> Iterator[Cluster]:
 def postgres_url(postgres: Cluster) -> str:
     """The storage URL of a new, empty database on the session's server."""
     return postgres.create_database(f"study_{next(_databases)}")
+
+
+@pytest.fixture(autouse=True)
+def _no_storage_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example reads OPTUNA_STORAGE when --storage is absent: not the tester's own."""
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
