@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/study_throughput.py              # 8 trials of 2 epochs per cell
+    python benchmarks/study_throughput.py              # 12 trials of 3 epochs per cell
     python benchmarks/study_throughput.py --quick      # 4 trials of 1 epoch: a sanity run
 
 Every cell runs ``python -m helios.examples.tune --workers N`` on a new, empty storage:
@@ -13,9 +13,12 @@ seeded by trial number, so trial *n* trains the same network whichever storage o
 worker runs it. The cells run in one process, storage after storage for each worker
 count, so the columns are comparable.
 
-Trials per minute counts finished trials over the study's own span, from the first
-trial's start to the last one's end as the storage recorded them (process start-up and
-the closing test of the best trial are outside it); ``wall`` is the whole command.
+Trials per minute counts the finished trials over the study's span, from the first
+trial's start to the last one's end as the storage recorded them (the command's start-up
+and its closing test of the best trial are outside it; workers that start late, as
+they do when they import torch together on a busy machine, are inside). Beside it, the
+mean time of one trial: when it grows with the workers, they are contending (for the
+cores, or for the storage). ``wall`` is the whole command.
 Needs PostgreSQL's server programs and ``pip install -e '.[postgres]'``.
 """
 
@@ -33,7 +36,7 @@ from pathlib import Path
 import attrs
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from helios.examples.postgres import Cluster, private_cluster
 
@@ -44,17 +47,30 @@ STUDY = "throughput"
 
 @attrs.frozen
 class Cell:
-    """One measured run: a storage, a worker count, and what it did."""
+    """One measured run: a storage, a worker count, and what it did.
+
+    Attributes:
+        per_minute: Finished trials per minute over the study's span.
+        trial_s: The mean time of one trial, start to end (the storage's clock).
+        wall_s: The whole command's wall time.
+    """
 
     storage: str
     workers: int
     finished: int
-    span_s: float
+    per_minute: float
+    trial_s: float
     wall_s: float
 
-    @property
-    def per_minute(self) -> float:
-        return 60 * self.finished / self.span_s if self.span_s > 0 else float("nan")
+
+def measure(kind: str, workers: int, trials: Sequence[FrozenTrial], wall: float) -> Cell:
+    """Throughput and mean trial time of the finished ``trials``."""
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    span = (max(ends) - min(starts)).total_seconds()
+    durations = [(end - start).total_seconds() for start, end in zip(starts, ends, strict=True)]
+    rate = 60 * len(trials) / span if span > 0 else float("nan")
+    return Cell(kind, workers, len(trials), rate, sum(durations) / len(durations), wall)
 
 
 def _storage_flags(kind: str, folder: Path, cluster: Cluster, name: str) -> tuple[list[str], str]:
@@ -96,18 +112,16 @@ def run_cell(
         for t in _read_back(kind, where).get_trials(deepcopy=False)
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
     ]
-    first = min(t.datetime_start for t in finished if t.datetime_start is not None)
-    last = max(t.datetime_complete for t in finished if t.datetime_complete is not None)
-    return Cell(kind, workers, len(finished), (last - first).total_seconds(), wall)
+    return measure(kind, workers, finished, wall)
 
 
 def table(cells: Sequence[Cell], counts: Sequence[int]) -> list[str]:
-    """A Markdown table: trials per minute (and wall seconds) by storage and worker count."""
+    """A Markdown table: trials per minute and seconds per trial, by storage and workers."""
     head = "| storage | " + " | ".join(f"{n} worker{'s' * (n > 1)}" for n in counts) + " |"
     lines = [head, "|---" * (len(counts) + 1) + "|"]
     for kind in STORAGES:
         row = {cell.workers: cell for cell in cells if cell.storage == kind}
-        shown = [f"{row[n].per_minute:.1f} /min ({row[n].wall_s:.0f} s wall)" for n in counts]
+        shown = [f"{row[n].per_minute:.1f} /min, {row[n].trial_s:.2f} s/trial" for n in counts]
         lines.append(f"| {kind} | " + " | ".join(shown) + " |")
     return lines
 
@@ -115,15 +129,15 @@ def table(cells: Sequence[Cell], counts: Sequence[int]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="4 trials of 1 epoch per cell")
-    parser.add_argument("--trials", type=int, default=None, help="trials per cell (default 8)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 2)")
+    parser.add_argument("--trials", type=int, default=None, help="trials per cell (default 12)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 3)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--rounds", type=int, default=1, help="runs of every cell (median)")
     args = parser.parse_args(argv)
     # A plain kill still stops the private server and removes its folder.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    trials = args.trials or (4 if args.quick else 8)
-    epochs = args.epochs or (1 if args.quick else 2)
+    trials = args.trials or (4 if args.quick else 12)
+    epochs = args.epochs or (1 if args.quick else 3)
     runs: dict[tuple[str, int], list[Cell]] = {}
     with private_cluster() as cluster, tempfile.TemporaryDirectory() as scratch:
         for round_ in range(args.rounds):
@@ -133,7 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     cell = run_cell(kind, workers, folder, cluster, trials, epochs)
                     print(
                         f"round {round_}: {kind:>10}, {workers} worker(s): {cell.finished} "
-                        f"trials, {cell.per_minute:.1f} /min, {cell.wall_s:.1f} s wall",
+                        f"trials, {cell.per_minute:.1f} /min, {cell.trial_s:.2f} s/trial, "
+                        f"{cell.wall_s:.1f} s wall",
                         flush=True,
                     )
                     runs.setdefault((kind, workers), []).append(cell)
