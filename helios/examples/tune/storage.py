@@ -7,9 +7,11 @@ journal file). Without ``--storage``, ``OPTUNA_STORAGE`` is read (`options.parse
 
 Databases (SQLite, PostgreSQL, MySQL, ...) get heartbeats: a trial whose process stops
 beating is failed and queued again. Workers that start at the same moment on an empty
-PostgreSQL database would each create Optuna's tables, and all but one would fail (the
-schema is created without any guard against a concurrent creator); `make_storage`
-serialises that step with a PostgreSQL advisory lock.
+database would each create Optuna's tables (``RDBStorage`` runs SQLAlchemy's
+``create_all``, then inserts its version row and stamps alembic's revision, none of it
+guarded against a concurrent creator), and all but one would fail. `make_storage`
+serialises that step with an advisory lock on PostgreSQL, and elsewhere (a new SQLite
+file) tries again when another process created the tables meanwhile.
 """
 
 from __future__ import annotations
@@ -68,11 +70,6 @@ class Location:
     target: str
     journal: bool = False
     note: str | None = None
-
-    @property
-    def shown(self) -> str:
-        """``target`` with its password masked: safe to print."""
-        return self.target if self.journal else mask_password(self.target)
 
 
 def locate(storage: str, storage_class: str = "") -> Location:
