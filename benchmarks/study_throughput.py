@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/study_throughput.py              # 12 trials of 3 epochs per cell
-    python benchmarks/study_throughput.py --quick      # 4 trials of 1 epoch: a sanity run
+    python benchmarks/study_throughput.py              # 24 trials of 3 epochs per cell
+    python benchmarks/study_throughput.py --quick      # 8 trials of 1 epoch: a sanity run
 
 Every cell runs ``python -m helios.examples.tune --workers N`` on a new, empty storage:
 SQLite (a file in the working folder), PostgreSQL (a new database on a private server
@@ -13,18 +13,19 @@ seeded by trial number, so trial *n* trains the same network whichever storage o
 worker runs it. The cells run in one process, storage after storage for each worker
 count, so the columns are comparable.
 
-Trials per minute counts the finished trials over the study's span, from the first
-trial's start to the last one's end as the storage recorded them (the command's start-up
-and its closing test of the best trial are outside it; workers that start late, as
-they do when they import torch together on a busy machine, are inside). Beside it, the
-mean time of one trial: when it grows with the workers, they are contending (for the
-cores, or for the storage). ``wall`` is the whole command.
+Trials per minute counts, from the storage's own records, the trials that started once
+every worker had finished its first trial (a worker's first trial also pays for lazy
+imports and loading the data: ten times a later one here), from the earliest of their
+starts to the last end. Beside it, the mean time of a trial, first trials left out:
+when it grows with the workers, they contend (for the cores, or for the storage).
+``wall`` is the whole command, start-up and the closing test included.
 Needs PostgreSQL's server programs and ``pip install -e '.[postgres]'``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from helios.examples.postgres import Cluster, private_cluster
+from helios.examples.tune import ATTR_WORKER
 
 ROOT = Path(__file__).resolve().parents[1]
 STORAGES = ("sqlite", "postgresql", "journal")
@@ -50,8 +52,9 @@ class Cell:
     """One measured run: a storage, a worker count, and what it did.
 
     Attributes:
-        per_minute: Finished trials per minute over the study's span.
-        trial_s: The mean time of one trial, start to end (the storage's clock).
+        per_minute: Trials per minute once every worker is warm (see `measure`).
+        trial_s: The mean time of one trial, start to end (the storage's clock), leaving
+            out each worker's first.
         wall_s: The whole command's wall time.
     """
 
@@ -64,13 +67,34 @@ class Cell:
 
 
 def measure(kind: str, workers: int, trials: Sequence[FrozenTrial], wall: float) -> Cell:
-    """Throughput and mean trial time of the finished ``trials``."""
-    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
-    span = (max(ends) - min(starts)).total_seconds()
-    durations = [(end - start).total_seconds() for start, end in zip(starts, ends, strict=True)]
-    rate = 60 * len(trials) / span if span > 0 else float("nan")
-    return Cell(kind, workers, len(trials), rate, sum(durations) / len(durations), wall)
+    """Steady throughput and mean trial time of the finished ``trials``.
+
+    A worker's first trial also pays for one-off start-up work in the process (lazy
+    imports of torch and scikit-learn, loading the data): over ten times a later trial
+    here, so it is left out. The throughput counts the trials that started once every
+    worker had finished its first, from the earliest of their starts to the last end.
+    """
+    timed = [t for t in trials if t.datetime_start is not None and t.datetime_complete]
+    firsts: dict[str, FrozenTrial] = {}
+    for trial in sorted(timed, key=lambda t: t.number):
+        firsts.setdefault(str(trial.user_attrs[ATTR_WORKER]), trial)
+    warm_from = max(_end(t) for t in firsts.values())
+    steady = [t for t in timed if _start(t) >= warm_from]
+    later = [t for t in timed if t not in firsts.values()]
+    span = (max(_end(t) for t in steady) - min(_start(t) for t in steady)).total_seconds()
+    rate = 60 * len(steady) / span if steady and span > 0 else float("nan")
+    mean = sum((_end(t) - _start(t)).total_seconds() for t in later) / max(len(later), 1)
+    return Cell(kind, workers, len(trials), rate, mean, wall)
+
+
+def _start(trial: FrozenTrial) -> datetime.datetime:
+    assert trial.datetime_start is not None
+    return trial.datetime_start
+
+
+def _end(trial: FrozenTrial) -> datetime.datetime:
+    assert trial.datetime_complete is not None
+    return trial.datetime_complete
 
 
 def _storage_flags(kind: str, folder: Path, cluster: Cluster, name: str) -> tuple[list[str], str]:
@@ -128,15 +152,15 @@ def table(cells: Sequence[Cell], counts: Sequence[int]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="4 trials of 1 epoch per cell")
-    parser.add_argument("--trials", type=int, default=None, help="trials per cell (default 12)")
+    parser.add_argument("--quick", action="store_true", help="8 trials of 1 epoch per cell")
+    parser.add_argument("--trials", type=int, default=None, help="trials per cell (default 24)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 3)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--rounds", type=int, default=1, help="runs of every cell (median)")
     args = parser.parse_args(argv)
     # A plain kill still stops the private server and removes its folder.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    trials = args.trials or (4 if args.quick else 12)
+    trials = args.trials or (8 if args.quick else 24)
     epochs = args.epochs or (1 if args.quick else 3)
     runs: dict[tuple[str, int], list[Cell]] = {}
     with private_cluster() as cluster, tempfile.TemporaryDirectory() as scratch:
