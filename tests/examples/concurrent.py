@@ -31,7 +31,9 @@ def open_together(url: str, workdir: Path, processes: int = 3) -> list[str]:
     Returns what each reported: ``"ok"``, or its exception. Workers on several machines
     start like this on an empty database, and each finds no tables and creates them.
     """
-    context = multiprocessing.get_context("spawn")
+    # Forked: the children start at once, without importing torch again (they only open
+    # the storage).
+    context = multiprocessing.get_context("fork")
     barrier = context.Barrier(processes)
     results: Queue[str] = context.Queue()
     started = [

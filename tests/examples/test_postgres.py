@@ -202,29 +202,26 @@ def test_distributed_trials_in_a_distributed_study(postgres_url: str, machines: 
         assert trial.value == trial.intermediate_values[1]  # rank 0 sent it from its process
 
 
-def test_password_is_never_shown(postgres: Cluster, tmp_path: Path) -> None:
+def test_password_is_never_shown(
+    postgres: Cluster, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     secret = "Hush-7f3a9c"
     postgres.add_password_role("guarded", secret)
     postgres.create_database("guarded_study")
     refused_url = postgres.url("guarded_study", "guarded", "not-" + secret + "-either")
     accepted_url = postgres.url("guarded_study", "guarded", secret)
     # A wrong password: one line naming the server (password masked), exit status 3.
-    refused = subprocess.run(
-        [*EXAMPLE, "--workdir", str(tmp_path / "refused"), "--storage", refused_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert refused.returncode == 3
-    assert refused.stdout == ""
-    [line] = refused.stderr.splitlines()
+    workdir = str(tmp_path / "refused")
+    assert tune.main(["--workdir", workdir, "--storage", refused_url]) == 3
+    out, err = capfd.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
     assert line.startswith(
         f"error: cannot use the study storage postgresql+psycopg://guarded:***@127.0.0.1:"
         f"{postgres.port}/guarded_study: "
     )
     assert "password authentication failed" in line
-    assert secret not in refused.stderr
+    assert secret not in err
     # The right one: the study runs, and nothing it prints or writes holds the password.
     short = ("--epochs", "1", "--n-trials", "1")
     accepted = subprocess.run(

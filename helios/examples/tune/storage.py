@@ -50,7 +50,7 @@ __all__ = [
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)([^&#]*)")
 _DEPRECATED_JOURNAL = "journal:"
 #: Tries at creating an RDB storage while other processes create the same tables.
-_CREATE_ATTEMPTS = 5
+_CREATE_ATTEMPTS = 10
 
 
 class StorageError(RuntimeError):
