@@ -46,8 +46,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.faults import campaign  # noqa: E402
+from tests.faults.bad_input.runner import run_matrix  # noqa: E402
+from tests.faults.bad_input.test_matrix import ROWS  # noqa: E402
 from tests.faults.campaign import Outcome  # noqa: E402
-from tests.faults.test_bad_input import run_matrix  # noqa: E402
 from tests.faults.test_tree_fuzz import fuzz  # noqa: E402
 
 COLUMNS = ("scenario", "tried", "survived", "data lost", "hangs", "seconds")
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         ("sweep", lambda: campaign.sigkill_sweep(workdir / "sweep", args.seed, kills)),
         ("ranks", lambda: campaign.distributed_kill(workdir / "ranks", args.seed, rounds)),
         ("disk", lambda: campaign.disk_full(workdir / "disk")),
-        ("matrix", lambda: run_matrix(workdir / "matrix")),
+        ("matrix", lambda: run_matrix(workdir / "matrix", ROWS)),
         ("fuzz", lambda: fuzz(examples)),
     ]
 
