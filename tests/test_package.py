@@ -32,6 +32,7 @@ PUBLIC_MODULES = (
     "helios.trainer",
     "helios.model",
     "helios.data",
+    "helios.testing",
 )
 
 
