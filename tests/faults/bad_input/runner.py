@@ -15,6 +15,8 @@ import optuna
 import pytest
 
 import helios.trainer as hlt
+from benchmarks.campaign.checkpoints import leftovers
+from benchmarks.campaign.results import CaseResult, Outcome, Tally
 from tests.faults.bad_input.parts import (
     NAME,
     STUDY,
@@ -23,7 +25,6 @@ from tests.faults.bad_input.parts import (
     Workspace,
     trainer,
 )
-from tests.faults.campaign import CaseResult, Outcome, Tally, leftovers
 from tests.trainer.helpers import ClassifierData, ClassifierModel
 
 #: A row running longer than this has hung.
