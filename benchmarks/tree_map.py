@@ -78,14 +78,7 @@ def _tensor() -> torch.Tensor:
     return torch.randn(8, 8)
 
 
-@dataclasses.dataclass
-class DataclassBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
+_FIELDS = ("image", "target", "mask", "weight", "label", "noise")
 
 
 class NamedTupleBatch(NamedTuple):
@@ -97,39 +90,22 @@ class NamedTupleBatch(NamedTuple):
     noise: torch.Tensor
 
 
-@attrs.define
-class AttrsBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
+def _record_class(name: str, decorate: Callable[[type], type]) -> type:
+    """A class ``name`` with the `torch.Tensor` fields of `NamedTupleBatch`, made a
+    record by ``decorate`` (`dataclasses.dataclass` or `attrs.define`), as if written out."""
+    namespace = {
+        "__annotations__": dict.fromkeys(_FIELDS, torch.Tensor),
+        "__module__": __name__,
+        "__qualname__": name,
+    }
+    return decorate(type(name, (), namespace))
 
 
-_FIELDS = ("image", "target", "mask", "weight", "label", "noise")
-
-
+DataclassBatch = _record_class("DataclassBatch", dataclasses.dataclass)
+AttrsBatch = _record_class("AttrsBatch", attrs.define)
 # The same records again, to be registered with the competitors for the second table.
-@dataclasses.dataclass
-class RegisteredDataclassBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
-
-
-@attrs.define
-class RegisteredAttrsBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
-
+RegisteredDataclassBatch = _record_class("RegisteredDataclassBatch", dataclasses.dataclass)
+RegisteredAttrsBatch = _record_class("RegisteredAttrsBatch", attrs.define)
 
 _NAMESPACE = "helios-benchmark"
 
@@ -154,7 +130,7 @@ def _register_records() -> None:
 
         torch_pytree.register_pytree_node(cls, lambda r: (values(r), None), torch_unflatten)
         optree.register_pytree_node(
-            cls,  # type: ignore[arg-type]
+            cls,
             lambda r: (values(r), None),
             optree_unflatten,
             namespace=_NAMESPACE,
@@ -219,40 +195,44 @@ def _optree_map(fn: LeafFn, tree: Any) -> Any:
     return optree.tree_map(fn, tree, none_is_leaf=True)
 
 
-def _time_helios(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = hlc.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree)
-    return time.perf_counter() - start
+# Every timer is compiled from this one loop, so that what it times is the library's call
+# spelled as a user would spell it, and nothing else: no wrapper, no `functools.partial`.
+_LOOP = """
+def timed(fn, tree, n):
+    call = {callee}
+    start = perf_counter()
+    for _ in repeat(None, n):
+        call({arguments})
+    return perf_counter() - start
+"""
 
 
-def _time_torch(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = torch_pytree.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree)
-    return time.perf_counter() - start
+def _timer(callee: Callable[..., Any] | None, arguments: str) -> Timer:
+    """``timed(fn, tree, n)``: the seconds ``n`` calls of ``callee(<arguments>)`` take
+    (of ``fn(<arguments>)`` with no ``callee``); the arguments may name ``fn`` and ``tree``."""
+    source = _LOOP.format(callee="fn" if callee is None else "CALLEE", arguments=arguments)
+    names: dict[str, Any] = {
+        "CALLEE": callee,
+        "perf_counter": time.perf_counter,
+        "repeat": itertools.repeat,
+    }
+    exec(compile(source, f"<timer: {arguments}>", "exec"), names)
+    timed: Timer = names["timed"]
+    return timed
 
 
-def _time_optree(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = optree.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree, none_is_leaf=True)
-    return time.perf_counter() - start
+_time_helios = _timer(hlc.tree_map, "fn, tree")
+_time_torch = _timer(torch_pytree.tree_map, "fn, tree")
+_time_optree = _timer(optree.tree_map, "fn, tree, none_is_leaf=True")
+_time_optree_registered = _timer(
+    optree.tree_map, f"fn, tree, none_is_leaf=True, namespace={_NAMESPACE!r}"
+)
+#: ``_time_mover(mover, tree, n)``.
+_time_mover = _timer(None, "tree")
 
 
 def _optree_map_registered(fn: LeafFn, tree: Any) -> Any:
     return optree.tree_map(fn, tree, none_is_leaf=True, namespace=_NAMESPACE)
-
-
-def _time_optree_registered(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = optree.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree, none_is_leaf=True, namespace=_NAMESPACE)
-    return time.perf_counter() - start
 
 
 LIBRARIES: list[tuple[str, Mapper, Timer]] = [
@@ -338,13 +318,6 @@ MOVERS: list[tuple[str, MoverFactory]] = [
     ("torch._pytree", _torch_pytree_mover),
     ("optree", _optree_mover),
 ]
-
-
-def _time_mover(mover: Mover, tree: Any, n: int) -> float:
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        mover(tree)
-    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- correctness

@@ -16,16 +16,11 @@ from helios.testing import assert_tree_equal
 Weights = dict[str, torch.Tensor]
 
 
-#: What a checkpoint is compared by: the training state's counters (its timings differ
-#: from run to run) and everything else it holds.
-_COUNTERS = (
-    "current_iteration",
-    "global_iteration",
-    "global_epoch",
-    "validation_cycles",
-    "dataset_iter",
-    "early_stop_count",
-)
+#: What a checkpoint is compared by: the training state's counters and everything else it
+#: holds, but not the running average of iteration times and its count (timings differ
+#: from run to run, and a resumed run starts the average afresh).
+_TIMINGS = frozenset({"average_iter_time", "running_iter"})
+_COUNTERS = tuple(f.name for f in attrs.fields(TrainingState) if f.name not in _TIMINGS)
 _PARTS = ("version", "model", "plugins", "rng", "data")
 
 
@@ -112,3 +107,16 @@ class Reference:
             content = hlt.load_checkpoint(path)
             checkpoints[content["training_state"].global_iteration] = content
         return cls(loaded, checkpoints)
+
+    def after_resuming(self, folder: Path, resumed: Weights | None) -> tuple[list[str], list[str]]:
+        """What is wrong once a damaged run in ``folder`` was resumed to its end, as
+        ``(problems, damaged)``: its final weights (``resumed``; ``None`` when the resumed
+        run failed, which the caller reports), its checkpoints and leftover files."""
+        damaged = [] if resumed is None else weights_damage(resumed, self.weights)
+        found, later = inspect_checkpoints(folder, self.checkpoints)
+        damaged.extend(later)
+        if found != self.iterations:
+            damaged.append(f"after resuming the checkpoints are {found}, not {self.iterations}")
+        left = leftovers(folder)
+        problems = [f"temporary files remain after resuming: {left}"] if left else []
+        return problems, damaged

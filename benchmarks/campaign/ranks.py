@@ -21,8 +21,6 @@ from benchmarks.campaign.checkpoints import (
     Reference,
     Weights,
     inspect_checkpoints,
-    leftovers,
-    weights_damage,
 )
 from benchmarks.campaign.processes import (
     CHILD_TIMEOUT,
@@ -238,20 +236,15 @@ def distributed_case(reference: Reference, rank: int, delay: float, case_dir: Pa
     if left or active:
         problems.append(f"processes left behind: {sorted(left.items())} {active}")
 
-    found, damaged = inspect_checkpoints(folder, reference.checkpoints)
+    _, damaged = inspect_checkpoints(folder, reference.checkpoints)
     resumed, failure, hung = _two_rank_fit(root, PacedReporter(DIST_NAME))
     if hung:
         return CaseResult(name, (*problems, *damaged, "the resumed run hung"), bool(damaged), True)
     if resumed is None:
         problems.append(f"the resumed run failed: {failure}")
-    else:
-        damaged.extend(weights_damage(resumed, reference.weights))
-    found, later = inspect_checkpoints(folder, reference.checkpoints)
-    damaged.extend(later)
-    if found != reference.iterations:
-        damaged.append(f"after resuming the checkpoints are {found}, not {reference.iterations}")
-    if leftovers(folder):
-        problems.append(f"temporary files remain after resuming: {leftovers(folder)}")
+    more_problems, more_damaged = reference.after_resuming(folder, resumed)
+    problems.extend(more_problems)
+    damaged.extend(more_damaged)
     return CaseResult(name, (*problems, *damaged), lost=bool(damaged), note=note)
 
 

@@ -19,7 +19,6 @@ from benchmarks.campaign.checkpoints import (
     Reference,
     inspect_checkpoints,
     leftovers,
-    weights_damage,
 )
 from benchmarks.campaign.processes import (
     CHILD_TIMEOUT,
@@ -273,14 +272,10 @@ def sweep_case(reference: Reference, point: KillPoint, case_dir: Path) -> CaseRe
         )
     if code != 0:
         problems.append(f"the resumed run failed (exit code {code})")
-    else:
-        damaged.extend(weights_damage(torch.load(out, weights_only=True), reference.weights))
-    found, later = inspect_checkpoints(folder, reference.checkpoints)
-    damaged.extend(later)
-    if found != reference.iterations:
-        damaged.append(f"after resuming the checkpoints are {found}, not {reference.iterations}")
-    if leftovers(folder):
-        problems.append(f"temporary files remain after resuming: {leftovers(folder)}")
+    resumed = torch.load(out, weights_only=True) if code == 0 else None
+    more_problems, more_damaged = reference.after_resuming(folder, resumed)
+    problems.extend(more_problems)
+    damaged.extend(more_damaged)
     return CaseResult(str(point), (*problems, *damaged), lost=bool(damaged), note=note)
 
 

@@ -200,24 +200,29 @@ class BadData(ClassifierData):
         return None if self.how == "no test data" else super().test_dataloader()
 
 
-def fit(ws: Workspace, *, plugin: Any = None, model: Any = None, data: Any = None) -> bool:
+def _run(
+    ws: Workspace,
+    phase: Callable[[hlt.Trainer, ClassifierModel, ClassifierData], bool],
+    plugin: Any,
+    model: Any,
+    data: Any,
+) -> bool:
     run = trainer(ws)
     if plugin is not None:
         run.register_plugin(plugin)
-    return run.fit(
+    return phase(
+        run,
         model if model is not None else ClassifierModel(NAME),
         data if data is not None else ClassifierData(80, 8),
     )
+
+
+def fit(ws: Workspace, *, plugin: Any = None, model: Any = None, data: Any = None) -> bool:
+    return _run(ws, hlt.Trainer.fit, plugin, model, data)
 
 
 def run_test(ws: Workspace, *, plugin: Any = None, model: Any = None, data: Any = None) -> bool:
-    run = trainer(ws)
-    if plugin is not None:
-        run.register_plugin(plugin)
-    return run.test(
-        model if model is not None else ClassifierModel(NAME),
-        data if data is not None else ClassifierData(80, 8),
-    )
+    return _run(ws, hlt.Trainer.test, plugin, model, data)
 
 
 # -- the table -------------------------------------------------------------------------

@@ -65,26 +65,22 @@ class FaultyModel(ClassifierModel):
         super().load_state_dict(state_dict, fast_init)
 
 
-def _hook_row(hook: str, *, testing: bool = False) -> Row:
+def _raising_row(who: str, hook: str, *, testing: bool = False) -> Row:
+    """``fit`` (``test`` if ``testing``) with a ``"plug-in"`` or a ``"model"`` that raises in
+    ``hook``."""
     run = run_test if testing else fit
+
+    def call(ws: Workspace) -> bool:
+        if who == "plug-in":
+            return run(ws, plugin=FaultyPlugin(ws, hook))
+        return run(ws, model=FaultyModel(ws, hook))
+
     return Row(
         "Trainer.test" if testing else "Trainer.fit",
-        f"plug-in raises in {hook}",
-        lambda ws: run(ws, plugin=FaultyPlugin(ws, hook)),
+        f"{who} raises in {hook}",
+        call,
         Injected,
-        rf"plug-in hook {hook} failed on purpose",
-        unchanged=True,
-    )
-
-
-def _model_row(hook: str, *, testing: bool = False) -> Row:
-    run = run_test if testing else fit
-    return Row(
-        "Trainer.test" if testing else "Trainer.fit",
-        f"model raises in {hook}",
-        lambda ws: run(ws, model=FaultyModel(ws, hook)),
-        Injected,
-        rf"model hook {hook} failed on purpose",
+        rf"{who} hook {hook} failed on purpose",
         unchanged=True,
     )
 
@@ -99,7 +95,7 @@ def _cause_is_thrown(ws: Workspace) -> list[str]:
 
 HOOK_ROWS = [
     *(
-        _hook_row(hook)
+        _raising_row("plug-in", hook)
         for hook in (
             "setup",
             "on_training_start",
@@ -114,11 +110,14 @@ HOOK_ROWS = [
         )
     ),
     *(
-        _hook_row(hook, testing=True)
+        _raising_row("plug-in", hook, testing=True)
         for hook in ("setup", "on_testing_start", "process_testing_batch", "on_testing_end")
     ),
-    *(_model_row(hook) for hook in ("setup", "train_step", "valid_step", "on_training_end")),
-    _model_row("test_step", testing=True),
+    *(
+        _raising_row("model", hook)
+        for hook in ("setup", "train_step", "valid_step", "on_training_end")
+    ),
+    _raising_row("model", "test_step", testing=True),
     Row(
         "Trainer.fit",
         "model.load_state_dict raises on resume",
