@@ -5,8 +5,9 @@ Run it from the repository root::
     python benchmarks/faults.py              # the campaign (about two minutes on 2 cores)
     python benchmarks/faults.py --quick      # fewer kill points, ranks and examples
 
-It runs the scenarios of ``tests/faults`` (the same functions the tests call) and prints
-one row per scenario: cases tried, cases that survived (every check passed), cases that
+It runs the crash scenarios of `benchmarks.campaign`, and the bad-input matrix and the
+tree-map fuzz of ``tests/faults`` (the same functions the tests call), and prints one row
+per scenario: cases tried, cases that survived (every check passed), cases that
 lost data (a checkpoint or study record damaged, a completed checkpoint missing, a
 resumed run ending with other weights, an input tree changed), cases that hung, and the
 seconds the scenario took. "data lost" and "hangs" must be 0; the exit status is 1
@@ -45,9 +46,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.faults import campaign  # noqa: E402
-from tests.faults.campaign import Outcome  # noqa: E402
-from tests.faults.test_bad_input import run_matrix  # noqa: E402
+from benchmarks.campaign.disk import disk_full  # noqa: E402
+from benchmarks.campaign.processes import SEED  # noqa: E402
+from benchmarks.campaign.ranks import distributed_kill  # noqa: E402
+from benchmarks.campaign.results import Outcome  # noqa: E402
+from benchmarks.campaign.sweep import sigkill_sweep  # noqa: E402
+from tests.faults.bad_input.runner import run_matrix  # noqa: E402
+from tests.faults.bad_input.test_matrix import ROWS  # noqa: E402
 from tests.faults.test_tree_fuzz import fuzz  # noqa: E402
 
 COLUMNS = ("scenario", "tried", "survived", "data lost", "hangs", "seconds")
@@ -97,7 +102,7 @@ def stderr_to(path: Path) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     parser.add_argument("--quick", action="store_true", help="a smaller campaign")
-    parser.add_argument("--seed", type=int, default=campaign.SEED, help="kill points, ranks")
+    parser.add_argument("--seed", type=int, default=SEED, help="kill points, ranks")
     parser.add_argument("--kills", type=int, default=None, help="kill points (6..30)")
     parser.add_argument("--examples", type=int, default=None, help="fuzz examples a property")
     parser.add_argument("--log", type=Path, default=None, help="where worker output goes")
@@ -110,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="helios-faults-"))
     log = args.log or workdir / "faults.log"
     scenarios: list[tuple[str, Callable[[], Outcome]]] = [
-        ("sweep", lambda: campaign.sigkill_sweep(workdir / "sweep", args.seed, kills)),
-        ("ranks", lambda: campaign.distributed_kill(workdir / "ranks", args.seed, rounds)),
-        ("disk", lambda: campaign.disk_full(workdir / "disk")),
-        ("matrix", lambda: run_matrix(workdir / "matrix")),
+        ("sweep", lambda: sigkill_sweep(workdir / "sweep", args.seed, kills)),
+        ("ranks", lambda: distributed_kill(workdir / "ranks", args.seed, rounds)),
+        ("disk", lambda: disk_full(workdir / "disk")),
+        ("matrix", lambda: run_matrix(workdir / "matrix", ROWS)),
         ("fuzz", lambda: fuzz(examples)),
     ]
 

@@ -4,6 +4,7 @@ Run it from the repository root::
 
     python benchmarks/tree_map.py            # the full run (about 20 s)
     python benchmarks/tree_map.py --quick    # a sanity run (a few seconds); noisy numbers
+    python benchmarks/tree_map.py --clock wall   # wall time instead of CPU time
 
 It prints three tables of microseconds per call, each row with the ratio of helios to the
 fastest competitor whose result was *correct* (helios / best correct; below 1 means
@@ -23,12 +24,15 @@ helios is faster), then whether helios meets its speed targets:
 Method:
 
 - Tensors are 8x8 float32 on the CPU, so the traversal, not the tensor work, dominates.
-- Each sample times ``n`` back-to-back calls with `time.perf_counter` (garbage collection
-  off); ``n`` is calibrated so a sample lasts about 5 ms (1 ms with ``--quick``). Every
-  repeat times all libraries, in an order that rotates from repeat to repeat, so drift
-  and noise hit them all alike. The tables show the fastest sample of each cell (as
-  `timeit` advises: noise from other processes only ever adds time, so the minimum is
-  the steadiest estimate on a shared machine).
+- Each sample times ``n`` back-to-back calls (garbage collection off); ``n`` is
+  calibrated so a sample lasts about 5 ms (1 ms with ``--quick``). The clock is this
+  process's CPU time (`time.process_time`) by default: with one torch thread it counts
+  the work done and not the time spent descheduled, which on a busy shared machine
+  swamps differences of a few percent in wall time; ``--clock wall`` uses
+  `time.perf_counter`. Every repeat times all libraries, in an order that rotates from
+  repeat to repeat, so drift and noise hit them all alike. The tables show the fastest
+  sample of each cell (as `timeit` advises: noise from other processes only ever adds
+  time, so the minimum is the steadiest estimate).
 - Each library is called the way a user would call it, with no wrapper in the timed loop.
   optree is called with ``none_is_leaf=True`` so that, like helios, it hands ``None``
   leaves to the function (its default treats ``None`` as an empty container).
@@ -65,7 +69,10 @@ LeafFn = Callable[[Any], Any]
 #: ``mapper(fn, tree) -> tree``: one library's tree-map, as a plain function.
 Mapper = Callable[[LeafFn, Any], Any]
 #: ``timer(fn, tree, n) -> seconds`` for ``n`` calls of one library's tree-map.
-Timer = Callable[[LeafFn, Any, int], float]
+#: What times a sample: `time.process_time` or `time.perf_counter`.
+Clock = Callable[[], float]
+#: ``timer(fn, tree, n, clock) -> seconds`` for ``n`` calls of one library's tree-map.
+Timer = Callable[[LeafFn, Any, int, Clock], float]
 #: ``mover(tree) -> tree``: a device mover with its target device already bound.
 Mover = Callable[[Any], Any]
 MoverFactory = Callable[[torch.device], Mover]
@@ -78,14 +85,7 @@ def _tensor() -> torch.Tensor:
     return torch.randn(8, 8)
 
 
-@dataclasses.dataclass
-class DataclassBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
+_FIELDS = ("image", "target", "mask", "weight", "label", "noise")
 
 
 class NamedTupleBatch(NamedTuple):
@@ -97,39 +97,22 @@ class NamedTupleBatch(NamedTuple):
     noise: torch.Tensor
 
 
-@attrs.define
-class AttrsBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
+def _record_class(name: str, decorate: Callable[[type], type]) -> type:
+    """A class ``name`` with the `torch.Tensor` fields of `NamedTupleBatch`, made a
+    record by ``decorate`` (`dataclasses.dataclass` or `attrs.define`), as if written out."""
+    namespace = {
+        "__annotations__": dict.fromkeys(_FIELDS, torch.Tensor),
+        "__module__": __name__,
+        "__qualname__": name,
+    }
+    return decorate(type(name, (), namespace))
 
 
-_FIELDS = ("image", "target", "mask", "weight", "label", "noise")
-
-
+DataclassBatch = _record_class("DataclassBatch", dataclasses.dataclass)
+AttrsBatch = _record_class("AttrsBatch", attrs.define)
 # The same records again, to be registered with the competitors for the second table.
-@dataclasses.dataclass
-class RegisteredDataclassBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
-
-
-@attrs.define
-class RegisteredAttrsBatch:
-    image: torch.Tensor
-    target: torch.Tensor
-    mask: torch.Tensor
-    weight: torch.Tensor
-    label: torch.Tensor
-    noise: torch.Tensor
-
+RegisteredDataclassBatch = _record_class("RegisteredDataclassBatch", dataclasses.dataclass)
+RegisteredAttrsBatch = _record_class("RegisteredAttrsBatch", attrs.define)
 
 _NAMESPACE = "helios-benchmark"
 
@@ -154,7 +137,7 @@ def _register_records() -> None:
 
         torch_pytree.register_pytree_node(cls, lambda r: (values(r), None), torch_unflatten)
         optree.register_pytree_node(
-            cls,  # type: ignore[arg-type]
+            cls,
             lambda r: (values(r), None),
             optree_unflatten,
             namespace=_NAMESPACE,
@@ -219,40 +202,44 @@ def _optree_map(fn: LeafFn, tree: Any) -> Any:
     return optree.tree_map(fn, tree, none_is_leaf=True)
 
 
-def _time_helios(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = hlc.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree)
-    return time.perf_counter() - start
+# Every timer is compiled from this one loop, so that what it times is the library's call
+# spelled as a user would spell it, and nothing else: no wrapper, no `functools.partial`.
+_LOOP = """
+def timed(fn, tree, n, clock):
+    call = {callee}
+    start = clock()
+    for _ in repeat(None, n):
+        call({arguments})
+    return clock() - start
+"""
 
 
-def _time_torch(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = torch_pytree.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree)
-    return time.perf_counter() - start
+def _timer(callee: Callable[..., Any] | None, arguments: str) -> Timer:
+    """``timed(fn, tree, n, clock)``: the seconds ``n`` calls of ``callee(<arguments>)``
+    take by ``clock`` (of ``fn(<arguments>)`` with no ``callee``); the arguments may name
+    ``fn`` and ``tree``."""
+    source = _LOOP.format(callee="fn" if callee is None else "CALLEE", arguments=arguments)
+    names: dict[str, Any] = {
+        "CALLEE": callee,
+        "repeat": itertools.repeat,
+    }
+    exec(compile(source, f"<timer: {arguments}>", "exec"), names)
+    timed: Timer = names["timed"]
+    return timed
 
 
-def _time_optree(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = optree.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree, none_is_leaf=True)
-    return time.perf_counter() - start
+_time_helios = _timer(hlc.tree_map, "fn, tree")
+_time_torch = _timer(torch_pytree.tree_map, "fn, tree")
+_time_optree = _timer(optree.tree_map, "fn, tree, none_is_leaf=True")
+_time_optree_registered = _timer(
+    optree.tree_map, f"fn, tree, none_is_leaf=True, namespace={_NAMESPACE!r}"
+)
+#: ``_time_mover(mover, tree, n, clock)``.
+_time_mover = _timer(None, "tree")
 
 
 def _optree_map_registered(fn: LeafFn, tree: Any) -> Any:
     return optree.tree_map(fn, tree, none_is_leaf=True, namespace=_NAMESPACE)
-
-
-def _time_optree_registered(fn: LeafFn, tree: Any, n: int) -> float:
-    tree_map = optree.tree_map
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        tree_map(fn, tree, none_is_leaf=True, namespace=_NAMESPACE)
-    return time.perf_counter() - start
 
 
 LIBRARIES: list[tuple[str, Mapper, Timer]] = [
@@ -338,13 +325,6 @@ MOVERS: list[tuple[str, MoverFactory]] = [
     ("torch._pytree", _torch_pytree_mover),
     ("optree", _optree_mover),
 ]
-
-
-def _time_mover(mover: Mover, tree: Any, n: int) -> float:
-    start = time.perf_counter()
-    for _ in itertools.repeat(None, n):
-        mover(tree)
-    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- correctness
@@ -450,12 +430,8 @@ def _check_mover(factory: MoverFactory, tree: Any) -> str | None:
 # --------------------------------------------------------------------------- timing
 
 
-def _bind_timer(timer: Timer, op: LeafFn, tree: Any) -> Callable[[int], float]:
-    return lambda n: timer(op, tree, n)
-
-
-def _bind_mover(mover: Mover, tree: Any) -> Callable[[int], float]:
-    return lambda n: _time_mover(mover, tree, n)
+def _bind_timer(timer: Timer, op: LeafFn, tree: Any, clock: Clock) -> Callable[[int], float]:
+    return lambda n: timer(op, tree, n, clock)
 
 
 def _calibrate(run: Callable[[int], float], target_s: float) -> int:
@@ -551,24 +527,27 @@ def _map_rows(
     libraries: Sequence[tuple[str, Mapper, Timer]],
     repeats: int,
     target_s: float,
+    clock: Clock,
 ) -> list[Row]:
     rows: list[Row] = []
     for batch_name, tree in batches:
         leaves = str(_leaf_count(tree))
         for op_name, op in OPERATIONS:
             problems = [_check_map(mapper, op_name, op, tree) for _, mapper, _ in libraries]
-            runs = [_bind_timer(timer, op, tree) for _, _, timer in libraries]
+            runs = [_bind_timer(timer, op, tree, clock) for _, _, timer in libraries]
             times = _measure(runs, repeats, target_s)
             rows.append((batch_name, leaves, op_name, times, problems))
     return rows
 
 
-def _mover_rows(batches: Sequence[tuple[str, Any]], repeats: int, target_s: float) -> list[Row]:
+def _mover_rows(
+    batches: Sequence[tuple[str, Any]], repeats: int, target_s: float, clock: Clock
+) -> list[Row]:
     cpu = torch.device("cpu")
     rows: list[Row] = []
     for batch_name, tree in batches:
         problems = [_check_mover(factory, tree) for _, factory in MOVERS]
-        runs = [_bind_mover(factory(cpu), tree) for _, factory in MOVERS]
+        runs = [_bind_timer(_time_mover, factory(cpu), tree, clock) for _, factory in MOVERS]
         times = _measure(runs, repeats, target_s)
         rows.append((batch_name, str(_leaf_count(tree)), 'to "cpu"', times, problems))
     return rows
@@ -611,6 +590,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quick", action="store_true", help="few, short samples: a sanity run, not numbers"
     )
     parser.add_argument("--repeats", type=int, default=None, help="samples per cell")
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="what times a sample: this process's CPU time (default) or wall time",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (5 if args.quick else 25)
     target_s = 0.001 if args.quick else 0.005
@@ -625,13 +610,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("attrs", RegisteredAttrsBatch(*[_tensor() for _ in _FIELDS])),
     ]
     names = [name for name, _, _ in LIBRARIES]
-    rows = _map_rows(batches, LIBRARIES, repeats, target_s)
-    registered_rows = _map_rows(registered, REGISTERED_LIBRARIES, repeats, target_s)
-    mover_rows = _mover_rows(batches, repeats, target_s)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    rows = _map_rows(batches, LIBRARIES, repeats, target_s, clock)
+    registered_rows = _map_rows(registered, REGISTERED_LIBRARIES, repeats, target_s, clock)
+    mover_rows = _mover_rows(batches, repeats, target_s, clock)
 
     print(
         f"torch {torch.__version__}, optree {optree.__version__}, 8x8 float32 tensors, "
-        f"best of {repeats} interleaved samples{' (--quick)' if args.quick else ''}"
+        f"best of {repeats} interleaved samples, {args.clock} clock"
+        f"{' (--quick)' if args.quick else ''}"
     )
     print()
     print("\n".join(_table("tree_map: microseconds per call", names, rows)))

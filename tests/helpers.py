@@ -2,6 +2,7 @@
 
 `children` is an independent oracle for the structure `helios.core.tree_map` should see:
 it knows the container types of ``tests.strategies`` and nothing of the library's code.
+`assert_tree_equal` is `helios.testing`'s, which walks trees with rules of its own too.
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ from __future__ import annotations
 import collections
 import copy
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import torch
 
+import helios.testing
 from tests.strategies import Bag
 
 __all__ = [
@@ -51,59 +51,14 @@ def reference_leaves(tree: Any) -> list[Any]:
     return [leaf for kid in kids for leaf in reference_leaves(kid)]
 
 
-def _fail(path: str, message: str) -> None:
-    raise AssertionError(f"at {path}: {message}")
+def _bag_parts(bag: Bag) -> tuple[list[Any], str]:
+    return list(bag.items), bag.label
 
 
 def assert_tree_equal(actual: Any, expected: Any, path: str = "tree") -> None:
-    """Assert the two trees are equal node by node, container types included.
-
-    Checks types at every level (named tuples, ``OrderedDict``, subclasses), mapping keys
-    and their order, a ``defaultdict``'s factory (by identity), a deque's ``maxlen``, the
-    label of a ``Bag``, and tensors with `torch.equal` (dtype and device too). Floats
-    compare equal when both are NaN.
-    """
-    if type(actual) is not type(expected):
-        _fail(path, f"type {type(actual).__qualname__} != {type(expected).__qualname__}")
-    if isinstance(expected, torch.Tensor):
-        if actual.dtype != expected.dtype or actual.device != expected.device:
-            _fail(
-                path,
-                f"tensor {actual.dtype}@{actual.device} != {expected.dtype}@{expected.device}",
-            )
-        if not torch.equal(actual, expected):
-            _fail(path, f"tensor {actual!r} != {expected!r}")
-        return
-    if isinstance(expected, float):
-        if not (actual == expected or (math.isnan(actual) and math.isnan(expected))):
-            _fail(path, f"{actual!r} != {expected!r}")
-        return
-    if (
-        isinstance(expected, collections.defaultdict)
-        and actual.default_factory is not expected.default_factory
-    ):
-        _fail(path, f"factory {actual.default_factory!r} != {expected.default_factory!r}")
-    if isinstance(expected, collections.deque) and actual.maxlen != expected.maxlen:
-        _fail(path, f"maxlen {actual.maxlen} != {expected.maxlen}")
-    if isinstance(expected, Mapping):
-        if list(actual.keys()) != list(expected.keys()):
-            _fail(path, f"keys {list(actual.keys())!r} != {list(expected.keys())!r}")
-        for key in expected:
-            assert_tree_equal(actual[key], expected[key], f"{path}[{key!r}]")
-        return
-    if isinstance(expected, Bag) and actual.label != expected.label:
-        _fail(path, f"label {actual.label!r} != {expected.label!r}")
-    kids = children(expected)
-    if kids is None:
-        if actual != expected:
-            _fail(path, f"{actual!r} != {expected!r}")
-        return
-    actual_kids = children(actual)
-    assert actual_kids is not None
-    if len(actual_kids) != len(kids):
-        _fail(path, f"{len(actual_kids)} children != {len(kids)}")
-    for index, (a, e) in enumerate(zip(actual_kids, kids, strict=True)):
-        assert_tree_equal(a, e, f"{path}[{index}]")
+    """`helios.testing.assert_tree_equal`, which also knows this suite's own container:
+    a `Bag` compares by its items and its label (split here, not by its registration)."""
+    helios.testing.assert_tree_equal(actual, expected, containers={Bag: _bag_parts}, path=path)
 
 
 @attrs.frozen

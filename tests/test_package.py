@@ -36,6 +36,7 @@ PUBLIC_MODULES = (
     "helios.core.logging",
     "helios.optim",
     "helios.nn",
+    "helios.testing",
 )
 
 

@@ -5,7 +5,7 @@ After every kill: the newest checkpoint loads, no partial file sits under a fina
 each surviving checkpoint equals the uninterrupted run's, resuming finishes training, and
 the final weights are ``torch.equal`` to the uninterrupted run's (CPU, deterministic,
 dropout, a shuffling loader from ``DataModule.create_dataloader``, checkpoints
-mid-epoch). See `tests.faults.campaign` for how the damage is done.
+mid-epoch). See `benchmarks.campaign` for how the damage is done.
 """
 
 from __future__ import annotations
@@ -14,17 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.campaign import (
+from benchmarks.campaign.checkpoints import Reference
+from benchmarks.campaign.disk import (
     DISK_FULL_KINDS,
     DiskFullSetup,
-    KillPoint,
-    Reference,
     disk_full_case,
-    kill_points,
     prepare_disk_full,
-    prepare_sweep,
-    sweep_case,
 )
+from benchmarks.campaign.sweep import KillPoint, kill_points, prepare_sweep, sweep_case
 
 pytestmark = pytest.mark.faults
 

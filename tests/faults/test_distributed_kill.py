@@ -1,9 +1,9 @@
 """SIGKILL one rank of a 2-rank gloo run from outside, at a seeded random time.
 
 The parent must raise `helios.trainer.WorkerError` naming the rank and the signal within
-`REPORT_BOUND` seconds of the kill (the collective timeout is far longer), leave no worker
-process behind, keep every checkpoint loadable, and resume from the newest one to the
-same final weights as an uninterrupted 2-rank run.
+`benchmarks.campaign.ranks.REPORT_BOUND` seconds of the kill (the collective timeout is
+far longer), leave no worker process behind, keep every checkpoint loadable, and resume
+from the newest one to the same final weights as an uninterrupted 2-rank run.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.campaign import SEED, Reference, distributed_case, prepare_distributed
+from benchmarks.campaign.checkpoints import Reference
+from benchmarks.campaign.processes import SEED
+from benchmarks.campaign.ranks import distributed_case, prepare_distributed
 
 pytestmark = [pytest.mark.distributed, pytest.mark.faults]
 

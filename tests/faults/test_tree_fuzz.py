@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import helios.core as hlc
-from tests.faults.campaign import Outcome
+from benchmarks.campaign.results import Outcome
 from tests.helpers import assert_tree_equal, children, reference_leaves
 from tests.strategies import AttrsBox, Bag, Box, WithInitFalse, _containers, leaves
 

@@ -1,0 +1,1 @@
+"""Benchmarks of helios, and the fault campaign that they and the tests share."""
