@@ -17,6 +17,8 @@ import gc
 import os
 import pickle
 import queue as queue_module
+import secrets
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -208,10 +210,10 @@ def _launcher_store(timeout: datetime.timedelta) -> Store | None:
     """The store of this generation of ``torchrun`` workers (``None``: torch's default).
 
     torchrun's agents keep one store server for the whole run and point every generation
-    of workers at it (``TORCHELASTIC_USE_AGENT_STORE``); torch adds no prefix per restart,
-    so after a restart the new workers find the keys the old ones wrote, and gloo dials
-    the address a dead worker published. A prefix per restart keeps each generation's
-    keys apart.
+    of workers at it (``TORCHELASTIC_USE_AGENT_STORE``), without a prefix per generation:
+    after a restart the new workers would find the keys the old ones wrote, and gloo
+    would dial the address a dead worker published. So the workers of a generation first
+    agree on a fresh prefix (`_generation_token`) and keep their keys under it.
     """
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
@@ -221,8 +223,41 @@ def _launcher_store(timeout: datetime.timedelta) -> Store | None:
         is_master=False,
         timeout=timeout,
     )
-    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    return PrefixStore(f"helios/restart-{restart}", server)
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    token = _generation_token(server, rank, world_size, timeout.total_seconds())
+    return PrefixStore(f"helios/{token}", server)
+
+
+def _generation_token(store: Store, rank: int, world_size: int, timeout: float) -> str:
+    """A token every worker of this generation learns, and no earlier worker knew.
+
+    Each worker announces a fresh nonce under its rank; rank 0 answers every nonce it
+    sees with its own fresh token and waits until the other ranks confirm they have it.
+    Announcements left by dead workers of earlier generations get answers nobody reads.
+    (The restart count cannot serve: an agent that restarts its workers because another
+    node rejoined does not count it, so two nodes may disagree.)
+    """
+    nonce = secrets.token_hex(8)
+    if rank != 0:
+        store.set(f"helios/hello/{rank}", nonce)
+        token = store.get(f"helios/answer/{nonce}").decode()
+        store.add(f"helios/{token}/joined", 1)
+        return token
+    hellos = [f"helios/hello/{other}" for other in range(1, world_size)]
+    answered: set[bytes] = set()
+    deadline = time.monotonic() + timeout
+    while (joined := store.add(f"helios/{nonce}/joined", 0)) < world_size - 1:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"only {joined} of the {world_size - 1} other ranks joined rank 0 within "
+                f"{timeout:g} s"
+            )
+        if store.check(hellos):  # every rank has announced itself, now or in the past
+            for hello in set(store.multi_get(hellos)) - answered:
+                store.set(f"helios/answer/{hello.decode()}", nonce)
+                answered.add(hello)
+        time.sleep(0.01)
+    return nonce
 
 
 def leave_group(*, together: bool) -> None:
