@@ -209,7 +209,7 @@ def process_group(
 def _launcher_store(timeout: datetime.timedelta) -> Store | None:
     """The store of this generation of ``torchrun`` workers (``None``: torch's default).
 
-    torchrun's agents keep one store server for the whole run and point every generation
+    torchrun's launchers keep one store server for the whole run and point every generation
     of workers at it (``TORCHELASTIC_USE_AGENT_STORE``), without a prefix per generation:
     after a restart the new workers would find the keys the old ones wrote, and gloo
     would dial the address a dead worker published. So the workers of a generation first
@@ -234,7 +234,7 @@ def _generation_token(store: Store, rank: int, world_size: int, timeout: float) 
     Each worker announces a fresh nonce under its rank; rank 0 answers every nonce it
     sees with its own fresh token and waits until the other ranks confirm they have it.
     Announcements left by dead workers of earlier generations get answers nobody reads.
-    (The restart count cannot serve: an agent that restarts its workers because another
+    (The restart count cannot serve: a launcher that restarts its workers because another
     node rejoined does not count it, so two nodes may disagree.)
     """
     nonce = secrets.token_hex(8)

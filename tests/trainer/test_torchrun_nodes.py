@@ -122,7 +122,7 @@ def test_a_worker_killed_after_a_checkpoint_is_restarted_and_the_run_completes(
     args = [str(out), str(STEPS), str(folder), "3", "4"]
     launchers = two_nodes(args, max_restarts=1)
     # Every worker that finished is of the second generation: it trained only the batches
-    # after the checkpoint of iteration 2. (The agent of the node that lost a worker
+    # after the checkpoint of iteration 2. (The launcher of the node that lost a worker
     # counts a restart; the other may restart its workers for the rejoining node, which
     # torchrun does not count.)
     found = finished(launchers)
