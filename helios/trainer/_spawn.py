@@ -134,8 +134,8 @@ def spawn(job: Job, launch: Launch, results: ResultQueue | None = None) -> None:
     the others get a grace period to end by themselves and are then ended, and the
     failure is raised here: a ``launch.passthrough`` exception of the worker as it is;
     anything else as a `WorkerError` naming the rank and carrying the worker's traceback.
-    When several ranks fail, the root cause is the one killed by a signal, else the one
-    whose exception was raised first (the others usually echo a broken collective).
+    When several ranks fail, the error is about the one that failed first (see
+    `root_cause`); the others usually echo a broken collective.
 
     Args:
         job: What each process runs; it must pickle.
@@ -162,11 +162,12 @@ def spawn(job: Job, launch: Launch, results: ResultQueue | None = None) -> None:
             for rank in range(launch.world_size)
         ]
         _start(processes, job)
-        failed = _wait(processes, results)
+        received: list[WorkerReport] = []
+        failed = _wait(processes, results, reports, received)
         ended = _end_all(processes) if failed else set()
     if results is not None:
         results.drain()
-    received = _drain(reports)
+    _take(reports, received, wait=0.2)
     if failed:
         _raise_failure(launch, processes, ended, received)
 
@@ -197,11 +198,17 @@ def _start(processes: list[Any], job: Job) -> None:
         ) from error
 
 
-def _wait(processes: list[Any], results: ResultQueue | None) -> bool:
-    """Wait until every process has ended or one has failed; ``True`` if one failed."""
+def _wait(
+    processes: list[Any], results: ResultQueue | None, reports: Any, received: list[WorkerReport]
+) -> bool:
+    """Wait until every process has ended or one has failed; ``True`` if one failed.
+
+    The pipes are read meanwhile, so that a worker never blocks on a full one.
+    """
     while any(process.exitcode is None for process in processes):
         if results is not None:
             results.drain()
+        _take(reports, received, wait=0.0)
         for process in processes:
             process.join(timeout=0.05)
             if process.exitcode not in (None, 0):
@@ -226,13 +233,13 @@ def _end_all(processes: list[Any]) -> set[int]:
     return ended
 
 
-def _drain(reports: Any) -> list[WorkerReport]:
-    received = []
+def _take(reports: Any, received: list[WorkerReport], *, wait: float) -> None:
+    """Move the reports that have arrived (waiting up to ``wait`` s for each) to ``received``."""
     while True:
         try:
-            received.append(reports.get(timeout=0.2))
+            received.append(reports.get(timeout=wait) if wait else reports.get_nowait())
         except queue_module.Empty:
-            return received
+            return
 
 
 def root_cause(exitcodes: Mapping[int, int], reports: Iterable[WorkerReport]) -> int:
