@@ -93,9 +93,9 @@ def test_a_spawned_run_listens_on_loopback_only(
 
     assert trainer.queue is not None
     entries = trainer.queue.get(timeout=30)
-    folders = [(name, mode) for name, mode in entries if "/" not in name]
+    folders = [(n, mode) for n, mode in entries if n.startswith("helios-run-") and "/" not in n]
     assert len(folders) == 1, entries
     name, mode = folders[0]
-    assert name.startswith("helios-run-")
     assert mode == 0o700, f"{name} has mode {mode:o}"
-    assert list(tmp_path.iterdir()) == [], "the rendezvous folder outlived the run"
+    assert f"{name}/store" in dict(entries), entries
+    assert not list(tmp_path.glob("helios-run-*")), "the rendezvous folder outlived the run"
