@@ -11,7 +11,9 @@ two ways that do the same tensor work:
   and a plug-in that claims ``should_training_stop`` and always answers ``False``.
 
 Two scenarios: no validation, and a validation pass (4 fixed batches, under
-``torch.no_grad``) every 100 steps. Runs alternate floor / helios (ABAB...); the table
+``torch.no_grad``) every 100 steps. A third table compares 2-rank gloo DDP training: helios
+against a handwritten DDP loop in the same two processes (see ``step_overhead_ddp.py``;
+``--no-ddp`` skips it). Runs alternate floor / helios (ABAB...); the table
 shows medians of microseconds per step and the ratio helios / floor. After every pair the
 two networks' final parameters must be bit-identical: both sides did the same work on the
 same batches.
@@ -43,6 +45,7 @@ Usage::
     python benchmarks/step_overhead.py --quick       # fast sanity run
     python benchmarks/step_overhead.py --breakdown   # also time each per-step piece
     python benchmarks/step_overhead.py --profile     # cProfile one helios run
+    python benchmarks/step_overhead.py --no-ddp      # without the 2-rank DDP scenario
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ import sys
 import time
 import timeit
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -524,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", action="store_true", help="cProfile one helios run (with validation)"
     )
     parser.add_argument("--top", type=int, default=30, help="rows of the profile to print")
+    parser.add_argument("--no-ddp", action="store_true", help="skip the 2-rank gloo DDP scenario")
     args = parser.parse_args(argv)
     runs: int = args.runs if args.runs is not None else (3 if args.quick else 7)
     steps: int = args.steps if args.steps is not None else (300 if args.quick else 2000)
@@ -541,6 +546,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     bare = Setup(clock, work=False)
     skeleton = [measure(bare, name, steps, 3 * runs, validate) for name, validate in scenarios]
     print_tables(full, skeleton, steps, runs, args.clock)
+    if not args.no_ddp:
+        # The sibling module is importable by its package path (its spawned workers need it).
+        root = str(Path(__file__).resolve().parents[1])
+        if root not in sys.path:
+            sys.path.insert(0, root)
+        from benchmarks.step_overhead_ddp import measure_ddp, print_ddp_table
+
+        print()
+        print_ddp_table(measure_ddp(steps, runs))
     if args.breakdown:
         print()
         breakdown(setup)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -112,6 +113,10 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:
     The data goes to a temporary file in the same folder, is flushed to disk, then
     renamed over ``path``: a reader sees either no file or the whole file, never a part.
     On failure the temporary file is removed and any older checkpoint is left untouched.
+
+    The temporary file is readable by its owner alone (a write cut short by a killed
+    process leaves nothing others can read); the finished checkpoint gets the mode the
+    user's umask gives new files, as any file the user writes.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +130,9 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:
             torch.save(dict(content), stream)
             stream.flush()
             os.fsync(stream.fileno())
+            with contextlib.suppress(OSError):
+                # A file system that refuses modes keeps the owner-only one: narrower.
+                os.fchmod(stream.fileno(), 0o666 & ~_umask())
         os.replace(temporary, path)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -141,6 +149,17 @@ def save_checkpoint(path: Path, content: Mapping[str, Any]) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where the system shows it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _write_failed(path: Path, error: OSError) -> CheckpointError:

@@ -1,8 +1,10 @@
 """Running the trainer in several processes with ``torch.distributed``.
 
-Two ways in: `spawn` starts the workers itself (one per GPU id, or ``cpu_processes`` gloo
-processes on the CPU); or the user's script runs under ``torchrun``, which sets ``RANK``,
-``LOCAL_RANK`` and ``WORLD_SIZE`` and the trainer joins that group.
+Two ways in: `helios.trainer._spawn.spawn` starts the workers itself (one per GPU id, or
+``cpu_processes`` gloo processes on the CPU); or the user's script runs under
+``torchrun``, which sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``, and `process_group`
+joins that group. This module holds what both share: the process context, the result
+queue, the error type, and sharding and metric reduction.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ import gc
 import os
 import pickle
 import queue as queue_module
-import signal
-import socket
-import sys
+import secrets
 import time
-import traceback
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import torch
 import torch.distributed as dist
+
+# torch.distributed re-exports the stores without marking them public for type checkers.
+from torch._C._distributed_c10d import TCPStore
+from torch.distributed.distributed_c10d import PrefixStore, Store
 from torch.utils.data import (
     BatchSampler,
     DataLoader,
@@ -37,25 +40,18 @@ from torch.utils.data import (
 
 from helios.data import ResumableSampler
 
-if TYPE_CHECKING:
-    from helios.data import DataModule
-    from helios.model import Model
-    from helios.trainer._trainer import Trainer
-
 __all__ = [
     "Context",
     "ResultQueue",
     "WorkerError",
     "context_from_environment",
+    "leave_group",
+    "process_group",
     "reduce_metrics",
     "shard_loader",
-    "spawn",
 ]
 
 T = TypeVar("T")
-
-#: Seconds the parent waits for the other workers to end after one has failed.
-_GRACE = 3.0
 
 
 class WorkerError(RuntimeError):
@@ -74,7 +70,12 @@ class ResultQueue:
     the workers, so a large value never blocks a worker's exit.
     """
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any = None) -> None:
+        if context is None:
+            import multiprocessing
+
+            # The start method of the processes helios starts itself.
+            context = multiprocessing.get_context("spawn")
         self._queue = context.Queue()
         self._buffer: collections.deque[bytes] = collections.deque()
 
@@ -116,6 +117,14 @@ class ResultQueue:
                 self._buffer.append(self._queue.get_nowait())
             except queue_module.Empty:
                 return
+
+    def close(self) -> None:
+        """Wait until what this process put has reached the pipe; put nothing after.
+
+        A process about to end with `os._exit` calls it, so nothing it sent is lost.
+        """
+        self._queue.close()
+        self._queue.join_thread()
 
 
 @attrs.frozen
@@ -162,24 +171,32 @@ def context_from_environment() -> Context:
 
 
 @contextlib.contextmanager
-def process_group(trainer: Trainer) -> Iterator[None]:
+def process_group(
+    context: Context, *, backend: str, timeout: float, device: torch.device
+) -> Iterator[None]:
     """Join the default process group for a ``torchrun`` worker while the block runs.
 
     A group that already exists (made by the user) is used and left alone; one made here
     is left again at the end, all ranks together after a success.
+
+    Args:
+        context: This process's place in the run (`context_from_environment`).
+        backend: ``"gloo"`` or ``"nccl"``.
+        timeout: Seconds a collective may wait.
+        device: This process's device (made current for NCCL).
     """
-    context = trainer._context
     if not context.in_process_group or dist.is_initialized():
         yield
         return
-    backend = "gloo" if trainer.use_cpu else "nccl"
     if backend == "nccl":
-        torch.cuda.set_device(trainer.device)
+        torch.cuda.set_device(device)
+    delta = datetime.timedelta(seconds=timeout)
     dist.init_process_group(
         backend,
+        store=_launcher_store(delta),
         rank=context.rank,
         world_size=context.world_size,
-        timeout=datetime.timedelta(seconds=trainer.collective_timeout),
+        timeout=delta,
     )
     succeeded = False
     try:
@@ -187,6 +204,60 @@ def process_group(trainer: Trainer) -> Iterator[None]:
         succeeded = True
     finally:
         leave_group(together=succeeded)
+
+
+def _launcher_store(timeout: datetime.timedelta) -> Store | None:
+    """The store of this generation of ``torchrun`` workers (``None``: torch's default).
+
+    torchrun's launchers keep one store server for the whole run and point every generation
+    of workers at it (``TORCHELASTIC_USE_AGENT_STORE``), without a prefix per generation:
+    after a restart the new workers would find the keys the old ones wrote, and gloo
+    would dial the address a dead worker published. So the workers of a generation first
+    agree on a fresh prefix (`_generation_token`) and keep their keys under it.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    server = TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        is_master=False,
+        timeout=timeout,
+    )
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    token = _generation_token(server, rank, world_size, timeout.total_seconds())
+    return PrefixStore(f"helios/{token}", server)
+
+
+def _generation_token(store: Store, rank: int, world_size: int, timeout: float) -> str:
+    """A token every worker of this generation learns, and no earlier worker knew.
+
+    Each worker announces a fresh nonce under its rank; rank 0 answers every nonce it
+    sees with its own fresh token and waits until the other ranks confirm they have it.
+    Announcements left by dead workers of earlier generations get answers nobody reads.
+    (The restart count cannot serve: a launcher that restarts its workers because another
+    node rejoined does not count it, so two nodes may disagree.)
+    """
+    nonce = secrets.token_hex(8)
+    if rank != 0:
+        store.set(f"helios/hello/{rank}", nonce)
+        token = store.get(f"helios/answer/{nonce}").decode()
+        store.add(f"helios/{token}/joined", 1)
+        return token
+    hellos = [f"helios/hello/{other}" for other in range(1, world_size)]
+    answered: set[bytes] = set()
+    deadline = time.monotonic() + timeout
+    while (joined := store.add(f"helios/{nonce}/joined", 0)) < world_size - 1:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"only {joined} of the {world_size - 1} other ranks joined rank 0 within "
+                f"{timeout:g} s"
+            )
+        if store.check(hellos):  # every rank has announced itself, now or in the past
+            for hello in set(store.multi_get(hellos)) - answered:
+                store.set(f"helios/answer/{hello.decode()}", nonce)
+                answered.add(hello)
+        time.sleep(0.01)
+    return nonce
 
 
 def leave_group(*, together: bool) -> None:
@@ -295,205 +366,3 @@ def reduce_metrics(metrics: Mapping[str, float], op: str = "mean") -> dict[str, 
     if op == "mean":
         values /= dist.get_world_size()
     return dict(zip(keys, values.tolist(), strict=True))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _worker(
-    rank: int,
-    world_size: int,
-    port: int,
-    trainer: Trainer,
-    method: str,
-    model: Model,
-    datamodule: DataModule,
-    errors: Any,
-) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world_size),
-    )
-    trainer._context = Context(rank, rank, world_size, True)
-    try:
-        if not trainer.use_cpu:
-            torch.cuda.set_device(trainer.device)
-        dist.init_process_group(
-            "gloo" if trainer.use_cpu else "nccl",
-            init_method=f"tcp://127.0.0.1:{port}",
-            rank=rank,
-            world_size=world_size,
-            timeout=datetime.timedelta(seconds=trainer.collective_timeout),
-        )
-        succeeded = False
-        try:
-            trainer._run_here(method, model, datamodule)
-            succeeded = True
-        finally:
-            leave_group(together=succeeded)
-    except BaseException as error:
-        try:
-            payload: bytes | None = pickle.dumps(error)
-        except Exception:
-            payload = None
-        errors.put((rank, type(error).__qualname__, str(error), traceback.format_exc(), payload))
-        _exit_worker(1, trainer, errors)
-    _exit_worker(0, trainer, errors)
-
-
-def _exit_worker(code: int, trainer: Trainer, errors: Any) -> NoReturn:
-    """End a spawned worker once what it sent has reached the pipes.
-
-    The interpreter's own teardown is skipped: the work is done and flushed, and freeing
-    a process group's gloo threads during teardown can abort the process.
-    """
-    for queue in (trainer.queue._queue if trainer.queue is not None else None, errors):
-        if queue is not None:
-            queue.close()
-            queue.join_thread()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def spawn(trainer: Trainer, method: str, model: Model, datamodule: DataModule) -> bool:
-    """Run ``trainer.<method>(model, datamodule)`` in ``trainer.world_size`` new processes.
-
-    Returns ``True`` when every worker succeeds. If one fails (an exception or a signal),
-    the others are ended and the failure is raised here: a registered exception of the
-    worker is re-raised as it is; anything else becomes a `WorkerError` naming the rank
-    and carrying the worker's traceback.
-    """
-    import torch.multiprocessing as mp
-
-    context = mp.get_context("spawn")
-    world_size = trainer.world_size
-    results = ResultQueue(context)
-    trainer.queue = results
-    errors = context.Queue()
-    port = _free_port()
-    processes = [
-        context.Process(
-            target=_worker,
-            args=(rank, world_size, port, trainer, method, model, datamodule, errors),
-            name=f"helios-rank-{rank}",
-            daemon=False,
-        )
-        for rank in range(world_size)
-    ]
-    started = []
-    try:
-        for process in processes:
-            process.start()
-            started.append(process)
-    except (AttributeError, TypeError, pickle.PicklingError) as error:
-        _end_all(started)
-        raise TypeError(
-            f"cannot start the worker processes: the trainer, model and data module (and "
-            f"everything they hold, plug-ins included) must be picklable to run in several "
-            f"processes, and their classes importable from a module ({error})"
-        ) from error
-    failed: tuple[int, int] | None = None
-    while failed is None and any(p.exitcode is None for p in processes):
-        results.drain()
-        for process in processes:
-            process.join(timeout=0.05)
-            if process.exitcode not in (None, 0):
-                failed = _root_cause(processes)
-                break
-    if failed is None:
-        failed = _root_cause(processes)
-    if failed is not None:
-        _end_all(processes)
-    results.drain()
-    reports = _drain(errors)
-    if failed is None:
-        return True
-    _raise_failure(trainer, method, failed, reports)
-    return False  # pragma: no cover - _raise_failure always raises
-
-
-def _root_cause(processes: list[Any]) -> tuple[int, int] | None:
-    """The rank whose exit explains the failure: one killed by a signal, else the first
-    that exited with an error (ranks that fail later usually echo a broken collective)."""
-    codes = [(rank, p.exitcode) for rank, p in enumerate(processes) if p.exitcode not in (None, 0)]
-    for rank, code in codes:
-        if code < 0:
-            return rank, code
-    return codes[0] if codes else None
-
-
-def _end_all(processes: list[Any]) -> None:
-    deadline = time.monotonic() + _GRACE
-    for process in processes:
-        if process.exitcode is None:
-            process.join(timeout=max(deadline - time.monotonic(), 0.0))
-    for process in processes:
-        if process.exitcode is None:
-            process.terminate()
-    for process in processes:
-        process.join(timeout=2.0)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-
-
-def _drain(errors: Any) -> list[tuple[int, str, str, str, bytes | None]]:
-    reports = []
-    while True:
-        try:
-            reports.append(errors.get(timeout=0.2))
-        except queue_module.Empty:
-            return reports
-
-
-def _raise_failure(
-    trainer: Trainer,
-    method: str,
-    failed: tuple[int, int],
-    reports: list[tuple[int, str, str, str, bytes | None]],
-) -> None:
-    rank, exitcode = failed
-    if exitcode < 0:
-        try:
-            cause = signal.Signals(-exitcode).name
-        except ValueError:
-            cause = f"signal {-exitcode}"
-        echoes = "".join(
-            f"\n\nrank {r} then failed with {name}: {message}"
-            for r, name, message, _, _ in reports
-        )
-        raise WorkerError(f"{method} failed: rank {rank} was killed by {cause}{echoes}", rank)
-    # Prefer the failed rank's exception; the others are usually its echo.
-    reports.sort(key=lambda report: (report[0] != rank, report[0]))
-    passthrough = trainer._passthrough(method)
-    for report_rank, name, message, worker_traceback, payload in reports:
-        original = None
-        if payload is not None:
-            try:
-                original = pickle.loads(payload)
-            except Exception:
-                original = None
-        if original is not None and passthrough and isinstance(original, passthrough):
-            raise original
-        error = WorkerError(
-            f"{method} failed on rank {report_rank}: {name}: {message}\n\n"
-            f"traceback of rank {report_rank}:\n{worker_traceback}",
-            report_rank,
-        )
-        if isinstance(original, BaseException):
-            raise error from original
-        raise error
-    raise WorkerError(
-        f"{method} failed: rank {rank} exited with code {exitcode} before it could report an "
-        "exception (see its output above). A worker that dies while starting often means the "
-        "script that calls fit lacks an `if __name__ == '__main__':` guard, or the model or "
-        "data module class cannot be imported by the worker.",
-        rank,
-    )

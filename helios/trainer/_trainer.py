@@ -6,8 +6,9 @@ import contextlib
 import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Never, TypeVar
+from typing import Any, Literal, Never, TypeVar
 
+import attrs
 import torch
 from torch.utils.data import DataLoader
 
@@ -29,11 +30,15 @@ from helios.trainer._logging import logger, run_logging
 from helios.trainer._plan import DispatchPlan
 from helios.trainer._progress import Progress
 from helios.trainer._settings import TrainerSettings, resolve_devices
+from helios.trainer._spawn import Launch, spawn
 
 __all__ = ["Trainer"]
 
 
 P = TypeVar("P")
+
+#: The trainer's entry points, as a job names them.
+EntryPoint = Literal["fit", "test"]
 
 
 #: Settings copied to the trainer's attributes of the same names.
@@ -276,10 +281,7 @@ class Trainer:
                 improvement, ...).
         """
         self._check_entry(model, datamodule, training=True)
-        if self._needs_spawn():
-            return dist_support.spawn(self, "fit", model, datamodule)
-        with dist_support.process_group(self):
-            return self._run_here("fit", model, datamodule)
+        return self._enter("fit", model, datamodule)
 
     def test(self, model: Model, datamodule: DataModule) -> bool:
         """Test ``model`` on ``datamodule``'s test data.
@@ -288,10 +290,26 @@ class Trainer:
         none.
         """
         self._check_entry(model, datamodule, training=False)
+        return self._enter("test", model, datamodule)
+
+    def _enter(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
+        backend = "gloo" if self.use_cpu else "nccl"
         if self._needs_spawn():
-            return dist_support.spawn(self, "test", model, datamodule)
-        with dist_support.process_group(self):
-            return self._run_here("test", model, datamodule)
+            self.queue = dist_support.ResultQueue()
+            launch = Launch(
+                world_size=self.world_size,
+                backend=backend,
+                timeout=self.collective_timeout,
+                gpus=tuple(self.gpus),
+                label=method,
+                passthrough=self._passthrough(method),
+            )
+            spawn(_EntryJob(self, method, model, datamodule), launch, self.queue)
+            return True
+        with dist_support.process_group(
+            self._context, backend=backend, timeout=self.collective_timeout, device=self.device
+        ):
+            return self._run_here(method, model, datamodule)
 
     def _check_entry(self, model: Model, datamodule: DataModule, *, training: bool) -> None:
         """Refuse what cannot work and warn about hooks that would never be called."""
@@ -317,11 +335,11 @@ class Trainer:
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
 
-    def _passthrough(self, method: str) -> tuple[type[BaseException], ...]:
-        """The exceptions that leave ``method`` (``"fit"`` / ``"test"``) unchanged."""
+    def _passthrough(self, method: EntryPoint) -> tuple[type[BaseException], ...]:
+        """The exceptions that leave ``method`` unchanged."""
         return tuple(self.train_exceptions if method == "fit" else self.test_exceptions)
 
-    def _run_here(self, method: str, model: Model, datamodule: DataModule) -> bool:
+    def _run_here(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
         """Run ``fit`` or ``test`` in this process: a registered exception passes through
         unlogged, any other is logged with its traceback and re-raised."""
         run = self._fit if method == "fit" else self._test
@@ -497,3 +515,17 @@ class Trainer:
 
 def _overrides(model: Model, hook: str) -> bool:
     return getattr(type(model), hook) is not getattr(Model, hook)
+
+
+@attrs.frozen
+class _EntryJob:
+    """``fit`` or ``test`` as a job for spawned processes (it pickles with its parts)."""
+
+    trainer: Trainer
+    method: EntryPoint
+    model: Model
+    datamodule: DataModule
+
+    def __call__(self, context: dist_support.Context, /) -> bool:
+        self.trainer._context = context
+        return self.trainer._run_here(self.method, self.model, self.datamodule)
