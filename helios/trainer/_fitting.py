@@ -58,7 +58,7 @@ from helios.trainer._logging import logger
 from helios.trainer._plan import DispatchPlan
 from helios.trainer._progress import Progress
 
-__all__ = ["Collectives", "RunCheckpoints", "TrainingRun", "evaluate"]
+__all__ = ["Collectives", "RunCheckpoints", "TrainingRun", "evaluate", "run_testing"]
 
 
 @attrs.frozen
@@ -116,6 +116,21 @@ class RunCheckpoints:
         rng = rng_states[self.rank] if self.rank < len(rng_states) else rng_states[0]
         return training_state_of(content), rng
 
+    def load_for_testing(self, model: Model) -> None:
+        """Load the newest checkpoint's model state for testing, or call
+        ``model.load_for_testing()`` when there is none."""
+        found = find_checkpoints(self.folder) if self.folder is not None else []
+        if not found:
+            model.load_for_testing()
+            return
+        content = load_checkpoint(found[-1], self.map_loc)
+        try:
+            model.load_state_dict(content["model"], fast_init=True)
+        except Exception as error:
+            raise CheckpointError(
+                f"checkpoint {found[-1]} does not fit model {model.save_name!r}: {error}"
+            ) from error
+
     def save(self, model: Model, plan: DispatchPlan, state: TrainingState) -> None:
         """Write a checkpoint of ``state`` (rank 0 writes; every rank's RNG is kept)."""
         rng_states = self.collectives.gather(capture_rng())
@@ -147,6 +162,24 @@ def evaluate(
             before(index)
             run_step(processed, index)
             after(index)
+
+
+def run_testing(model: Model, plan: DispatchPlan, batches: Iterable[Any]) -> None:
+    """The test pass: plug-ins' then the model's start hooks, the batches, the end hooks."""
+    for plugin in plan.plugins:
+        plugin.on_testing_start()
+    model.on_testing_start()
+    model.eval()
+    evaluate(
+        batches,
+        plan.testing_batch,
+        model.on_testing_batch_start,
+        model.test_step,
+        model.on_testing_batch_end,
+    )
+    for plugin in plan.plugins:
+        plugin.on_testing_end()
+    model.on_testing_end()
 
 
 def _epoch_batches(loader: DataLoader[Any], epoch: int, skip: int) -> Iterator[Any]:

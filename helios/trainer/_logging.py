@@ -7,7 +7,9 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["logger", "run_logging"]
+from helios.core import TrainingState
+
+__all__ = ["log_progress", "logger", "run_logging"]
 
 #: helios's logger: resuming, progress lines, failures.
 logger = logging.getLogger("helios")
@@ -56,3 +58,14 @@ def run_logging(
                 target.removeHandler(handler)
             handler.close()
         logger.setLevel(level)
+
+
+def log_progress(loss: float | None, state: TrainingState) -> None:
+    """Log where training stands: the ``print_frequency`` line."""
+    logger.info(
+        "epoch %d iteration %d%s (%.2f ms/batch)",
+        state.global_epoch,
+        state.current_iteration,
+        "" if loss is None else f" loss {loss:.6g}",
+        state.average_iter_time * 1e3,
+    )

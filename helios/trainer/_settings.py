@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 from collections.abc import Iterable
 from pathlib import Path
 
 import attrs
+import torch
 
 from helios.core import TrainingUnit
 from helios.core._checks import (
@@ -21,7 +24,7 @@ from helios.core._checks import (
 )
 from helios.core.loop import LoopConfig
 
-__all__ = ["Devices", "TrainerSettings", "resolve_devices"]
+__all__ = ["Devices", "TrainerSettings", "resolve_devices", "seed_and_determinism"]
 
 
 def _exception_classes(name: str, values: object) -> tuple[type[BaseException], ...]:
@@ -191,3 +194,20 @@ def resolve_devices(
     if max(gpus) >= device_count:
         raise ValueError(f"gpus={list(gpus)!r} but only {device_count} GPU(s) are visible")
     return Devices(False, gpus, 1)
+
+
+def seed_and_determinism(settings: TrainerSettings) -> None:
+    """Seed Python, NumPy and torch, and set torch's determinism, as ``settings`` ask."""
+    seed = settings.random_seed
+    if seed is not None:
+        random.seed(seed)
+        torch.manual_seed(seed)
+        with contextlib.suppress(ImportError):
+            import numpy as np
+
+            np.random.seed(seed)
+    if settings.enable_deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif settings.enable_cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
-import random
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Never, TypeVar
+from typing import Literal, Never, TypeVar
 
 import attrs
 import torch
-from torch.utils.data import DataLoader
 
-from helios._callsite import warn
 from helios.core import TrainingState, TrainingUnit
-from helios.core._names import misnamed_members
 from helios.core.loop import LoopConfig
-from helios.data import DATA_HOOKS, DataModule, LoaderWrapper, ResumableSampler
-from helios.model import MODEL_HOOKS, RETIRED_MODEL_HOOKS, Model
+from helios.data import DataModule, LoaderWrapper
+from helios.model import Model
 from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_plugin
 from helios.trainer import _distributed as dist_support
-from helios.trainer._checkpoint import (
-    CheckpointError,
-    find_checkpoints,
-    load_checkpoint,
-)
-from helios.trainer._fitting import Collectives, RunCheckpoints, TrainingRun, evaluate
+from helios.trainer._entry_checks import check_entry
+from helios.trainer._fitting import Collectives
 from helios.trainer._logging import logger, run_logging
-from helios.trainer._plan import DispatchPlan
-from helios.trainer._progress import Progress
+from helios.trainer._runs import ProcessRun
 from helios.trainer._settings import TrainerSettings, resolve_devices
 from helios.trainer._spawn import Launch, spawn
 
@@ -280,7 +270,7 @@ class Trainer:
                 could never happen (early stopping with a model that never reports an
                 improvement, ...).
         """
-        self._check_entry(model, datamodule, training=True)
+        check_entry(model, datamodule, self._config, training=True)
         return self._enter("fit", model, datamodule)
 
     def test(self, model: Model, datamodule: DataModule) -> bool:
@@ -289,7 +279,7 @@ class Trainer:
         Loads the newest checkpoint, or calls ``model.load_for_testing()`` when there is
         none.
         """
-        self._check_entry(model, datamodule, training=False)
+        check_entry(model, datamodule, self._config, training=False)
         return self._enter("test", model, datamodule)
 
     def _enter(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
@@ -311,27 +301,6 @@ class Trainer:
         ):
             return self._run_here(method, model, datamodule)
 
-    def _check_entry(self, model: Model, datamodule: DataModule, *, training: bool) -> None:
-        """Refuse what cannot work and warn about hooks that would never be called."""
-        if not isinstance(model, Model):
-            raise TypeError(f"model must be a helios.model.Model, got {type(model).__name__}")
-        if not isinstance(datamodule, DataModule):
-            raise TypeError(
-                f"datamodule must be a helios.data.DataModule, got {type(datamodule).__name__}"
-            )
-        cycles = self._config.early_stop_cycles
-        if training and cycles is not None and not _overrides(model, "have_metrics_improved"):
-            raise ValueError(
-                f"early_stop_cycles={cycles} stops training after {cycles} validations without "
-                f"improvement, but {type(model).__qualname__} does not override "
-                "have_metrics_improved(), which always answers True: training would never "
-                "stop early. Override have_metrics_improved() or drop early_stop_cycles."
-            )
-        for problem in misnamed_members(type(model), Model, MODEL_HOOKS, RETIRED_MODEL_HOOKS):
-            warn(f"model {type(model).__qualname__}: {problem}")
-        for problem in misnamed_members(type(datamodule), DataModule, DATA_HOOKS, {}):
-            warn(f"data module {type(datamodule).__qualname__}: {problem}")
-
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
 
@@ -342,7 +311,12 @@ class Trainer:
     def _run_here(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
         """Run ``fit`` or ``test`` in this process: a registered exception passes through
         unlogged, any other is logged with its traceback and re-raised."""
-        run = self._fit if method == "fit" else self._test
+        here = ProcessRun(
+            self,
+            Collectives(self._context.any, self._context.gather, distributed=self.is_distributed),
+            tuple(self._loader_wrappers.values()),
+        )
+        run = here.fit if method == "fit" else here.test
         log_file = None
         if self.enable_file_logging and self.rank == 0:
             assert self.log_root is not None
@@ -357,164 +331,6 @@ class Trainer:
             except Exception:
                 logger.exception("%s failed on rank %d", method, self.rank)
                 raise
-
-    def _prepare(self, model: Model, datamodule: DataModule, fast_init: bool) -> DispatchPlan:
-        self._seed_and_determinism()
-        self.model = model
-        model.trainer = self
-        model.device = self.device
-        model.rank = self.rank
-        model.is_distributed = self.is_distributed
-        model.map_loc = self.map_loc
-        datamodule.trainer = self
-        datamodule.is_distributed = self.is_distributed
-        datamodule.rank = self.rank
-        datamodule.world_size = self.world_size
-        plan = DispatchPlan.build(self._plugins)
-        for plugin in plan.plugins:
-            plugin.trainer = self
-            plugin.device = self.device
-            plugin.rank = self.rank
-            plugin.is_distributed = self.is_distributed
-            plugin.map_loc = self.map_loc
-        datamodule.prepare_data()
-        datamodule.setup()
-        for plugin in plan.plugins:
-            plugin.setup()
-        model.setup(fast_init)
-        return plan
-
-    def _seed_and_determinism(self) -> None:
-        if self.random_seed is not None:
-            random.seed(self.random_seed)
-            torch.manual_seed(self.random_seed)
-            with contextlib.suppress(ImportError):
-                import numpy as np
-
-                np.random.seed(self.random_seed)
-        if self.enable_deterministic:
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
-        elif self.enable_cudnn_benchmark:
-            torch.backends.cudnn.benchmark = True
-
-    def _loader(self, loader: DataLoader[Any] | None, what: str) -> DataLoader[Any] | None:
-        if loader is None:
-            return None
-        if not isinstance(loader, DataLoader):
-            raise TypeError(f"{what} must return a torch DataLoader or None, got {loader!r}")
-        sampler = loader.sampler
-        if isinstance(sampler, ResumableSampler) and self.random_seed is not None:
-            sampler.seed = self.random_seed
-        if self.is_distributed:
-            loader = dist_support.shard_loader(loader, self.rank, self.world_size)
-        for wrap in self._loader_wrappers.values():
-            loader = wrap(loader)
-        return loader
-
-    # -- fit ----------------------------------------------------------------------------
-
-    def _fit(self, model: Model, datamodule: DataModule) -> bool:
-        plan = self._prepare(model, datamodule, fast_init=False)
-        try:
-            train_loader = self._loader(datamodule.train_dataloader(), "train_dataloader()")
-            if train_loader is None:
-                raise ValueError(
-                    "the data module returned no training data: train_dataloader() gave None"
-                )
-            valid_loader = self._loader(datamodule.valid_dataloader(), "valid_dataloader()")
-            if valid_loader is None and self._config.valid_frequency is not None:
-                raise ValueError(
-                    "valid_frequency is set but valid_dataloader() returned None; return a "
-                    "validation loader or drop valid_frequency"
-                )
-            checkpoints = RunCheckpoints(
-                self.checkpoint_folder(model), self.rank, self.map_loc, self._collectives()
-            )
-            state, rng = checkpoints.resume(model, plan)
-            progress = (
-                Progress(self, state) if self.enable_progress_bar and self.rank == 0 else None
-            )
-            run = TrainingRun(
-                config=self._config,
-                model=model,
-                plan=plan,
-                loader=train_loader,
-                valid_loader=valid_loader,
-                checkpoints=checkpoints,
-                progress=progress,
-                log=self._log_progress,
-                on_state=self._set_state,
-            )
-            run.run(state, rng)
-        finally:
-            datamodule.teardown()
-        return True
-
-    def _set_state(self, state: TrainingState) -> None:
-        self.state = state
-
-    def _collectives(self) -> Collectives:
-        context = self._context
-        return Collectives(context.any, context.gather, distributed=self.is_distributed)
-
-    def _log_progress(self, model: Model, state: TrainingState) -> None:
-        if self.rank != 0:
-            return
-        loss = model.running_loss()
-        logger.info(
-            "epoch %d iteration %d%s (%.2f ms/batch)",
-            state.global_epoch,
-            state.current_iteration,
-            "" if loss is None else f" loss {loss:.6g}",
-            state.average_iter_time * 1e3,
-        )
-
-    # -- test ---------------------------------------------------------------------------
-
-    def _test(self, model: Model, datamodule: DataModule) -> bool:
-        plan = self._prepare(model, datamodule, fast_init=True)
-        try:
-            loader = self._loader(datamodule.test_dataloader(), "test_dataloader()")
-            if loader is None:
-                raise ValueError(
-                    "the data module returned no test data: test_dataloader() gave None"
-                )
-            folder = self.checkpoint_folder(model)
-            found = find_checkpoints(folder) if folder is not None else []
-            if found:
-                content = load_checkpoint(found[-1], self.map_loc)
-                try:
-                    model.load_state_dict(content["model"], fast_init=True)
-                except Exception as error:
-                    raise CheckpointError(
-                        f"checkpoint {found[-1]} does not fit model {model.save_name!r}: {error}"
-                    ) from error
-            else:
-                model.load_for_testing()
-            process = plan.testing_batch
-            for plugin in plan.plugins:
-                plugin.on_testing_start()
-            model.on_testing_start()
-            model.eval()
-            show = self.enable_progress_bar and self.rank == 0
-            evaluate(
-                Progress.wrap(loader, "testing") if show else loader,
-                process,
-                model.on_testing_batch_start,
-                model.test_step,
-                model.on_testing_batch_end,
-            )
-            for plugin in plan.plugins:
-                plugin.on_testing_end()
-            model.on_testing_end()
-        finally:
-            datamodule.teardown()
-        return True
-
-
-def _overrides(model: Model, hook: str) -> bool:
-    return getattr(type(model), hook) is not getattr(Model, hook)
 
 
 @attrs.frozen
