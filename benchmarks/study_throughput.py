@@ -40,7 +40,7 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from helios.examples.postgres import Cluster, private_cluster
-from helios.examples.tune import ATTR_WORKER
+from helios.examples.tune.study import ATTR_WORKER
 
 ROOT = Path(__file__).resolve().parents[1]
 STORAGES = ("sqlite", "postgresql", "journal")

@@ -7,24 +7,6 @@ from typing import NamedTuple
 
 from helios.core._state import TrainingState
 
-__all__ = [
-    "Action",
-    "AskStop",
-    "BatchRan",
-    "Checkpoint",
-    "EndTraining",
-    "EpochExhausted",
-    "Event",
-    "Log",
-    "Loop",
-    "RunBatch",
-    "Start",
-    "StartEpoch",
-    "StopAnswered",
-    "Validate",
-    "ValidationRan",
-]
-
 # Events and actions are named tuples: a training step makes a few of them, and tuples
 # are the cheapest immutable records Python has (the step-overhead benchmark counts).
 

@@ -18,28 +18,9 @@ import attrs
 import torch
 from torch.utils.data import DataLoader
 
+import helios.core.loop as lp
 from helios.core import TrainingState
-from helios.core.loop import (
-    Action,
-    AskStop,
-    BatchRan,
-    Checkpoint,
-    EndTraining,
-    EpochExhausted,
-    Event,
-    Log,
-    Loop,
-    LoopConfig,
-    RunBatch,
-    Start,
-    StartEpoch,
-    StopAnswered,
-    Validate,
-    ValidationRan,
-    checkpoint_name,
-    state_to_dict,
-    step,
-)
+from helios.core.loop import checkpoint_name, state_to_dict
 from helios.data import ResumableSampler
 from helios.model import Model
 from helios.plugins import MapLocation
@@ -200,7 +181,7 @@ class TrainingRun:
     def __init__(
         self,
         *,
-        config: LoopConfig,
+        config: lp.LoopConfig,
         model: Model,
         plan: DispatchPlan,
         loader: DataLoader[Any],
@@ -235,25 +216,26 @@ class TrainingRun:
         model.train()
         # One collective per batch only when some party can ask to stop mid-epoch.
         overridden = type(model).should_training_stop is not Model.should_training_stop
-        start = Start(
+        start = lp.Start(
             distributed=self._collectives.distributed,
             stops_per_batch=plan.stops_per_batch or overridden,
         )
         config, on_state, perform = self._config, self._on_state, self._perform
         run_batch = self._batch_runner()
-        loop, actions = step(Loop(state), config, start)
+        loop, actions = lp.step(lp.Loop(state), config, start)
+        run_batch_action = lp.RunBatch
         while True:
             on_state(loop.state)
             event = None
             for action in actions:
                 # The action of almost every step, taken first.
-                if type(action) is RunBatch:
+                if type(action) is run_batch_action:
                     event = run_batch(*action)
                 else:
                     event = perform(action, loop.state)
             if event is None:
                 break
-            loop, actions = step(loop, config, event)
+            loop, actions = lp.step(loop, config, event)
         if self._progress is not None:
             self._progress.close(loop.state)
         for plugin in plan.plugins:
@@ -261,19 +243,19 @@ class TrainingRun:
         model.on_training_end()
         return loop.state
 
-    def _perform(self, action: Action, state: TrainingState) -> Event | None:
+    def _perform(self, action: lp.Action, state: TrainingState) -> lp.Event | None:
         match action:
-            case StartEpoch(epoch, skip):
+            case lp.StartEpoch(epoch, skip):
                 self._start_epoch(epoch, skip, state)
-            case Log(logged):
+            case lp.Log(logged):
                 self._log(self._model, logged)
-            case AskStop(combine, early):
-                return StopAnswered(self._ask_stop(combine, early))
-            case Validate(cycle):
-                return ValidationRan(self._validate(cycle))
-            case Checkpoint(saved):
+            case lp.AskStop(combine, early):
+                return lp.StopAnswered(self._ask_stop(combine, early))
+            case lp.Validate(cycle):
+                return lp.ValidationRan(self._validate(cycle))
+            case lp.Checkpoint(saved):
                 self._checkpoints.save(self._model, self._plan, saved)
-            case EndTraining(mid_epoch):
+            case lp.EndTraining(mid_epoch):
                 if mid_epoch:
                     self._model.on_training_epoch_end(self._epoch)
         return None
@@ -297,7 +279,7 @@ class TrainingRun:
         stop = from_plugin or from_model or early
         return self._collectives.any(stop) if combine else stop
 
-    def _batch_runner(self) -> Callable[[TrainingState, bool, bool], Event]:
+    def _batch_runner(self) -> Callable[[TrainingState, bool, bool], lp.Event]:
         """The work of one batch, with what it touches bound once: the hot path."""
         model, progress, clock = self._model, self._progress, time.perf_counter
         process, plugin_stop = self._plan.training_batch, self._plan.should_stop
@@ -308,13 +290,14 @@ class TrainingRun:
         )
         model_stop, combine_all = model.should_training_stop, self._collectives.any
         accumulation = self._config.accumulation_steps
+        ran, exhausted = lp.BatchRan, lp.EpochExhausted
 
-        def run_batch(state: TrainingState, should_log: bool, combine: bool) -> Event:
+        def run_batch(state: TrainingState, should_log: bool, combine: bool) -> lp.Event:
             try:
                 batch = next(self._batches)
             except StopIteration:
                 model.on_training_epoch_end(self._epoch)
-                return EpochExhausted(self._drawn)
+                return exhausted(self._drawn)
             self._drawn += 1
             start = clock()
             batch = process(batch, state)
@@ -329,7 +312,7 @@ class TrainingRun:
             seconds = clock() - start
             if progress is not None:
                 progress.batch(state, model, state.global_iteration % accumulation == 0)
-            return BatchRan(seconds, stop)
+            return ran(seconds, stop)
 
         return run_batch
 

@@ -67,6 +67,17 @@ def _path_or_as_is(value: object) -> object:
     return Path(value) if isinstance(value, str | os.PathLike) else value
 
 
+#: The settings that `LoopConfig` takes under the same names.
+_SCHEDULE = (
+    "total_steps",
+    "valid_frequency",
+    "chkpt_frequency",
+    "print_frequency",
+    "accumulation_steps",
+    "early_stop_cycles",
+)
+
+
 @attrs.frozen(kw_only=True)
 class TrainerSettings:
     """Everything `Trainer` was asked for, checked; the keywords of `Trainer`.
@@ -110,19 +121,8 @@ class TrainerSettings:
     loop: LoopConfig = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "loop",
-            LoopConfig(
-                unit=self.train_unit,
-                total_steps=self.total_steps,
-                valid_frequency=self.valid_frequency,
-                chkpt_frequency=self.chkpt_frequency,
-                print_frequency=self.print_frequency,
-                accumulation_steps=self.accumulation_steps,
-                early_stop_cycles=self.early_stop_cycles,
-            ),
-        )
+        schedule = {name: getattr(self, name) for name in _SCHEDULE}
+        object.__setattr__(self, "loop", LoopConfig(unit=self.train_unit, **schedule))
         self._check_pairs()
 
     def _check_pairs(self) -> None:

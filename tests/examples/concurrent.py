@@ -16,7 +16,7 @@ def _open_at_once(url: str, workdir: Path, barrier: Barrier, results: Queue[str]
     try:
         storage = tune.make_storage(options)
         try:
-            tune.open_study(options, storage)
+            tune.study.open_study(options, storage)
         finally:
             tune.close_storage(storage)
     except Exception as error:  # reported to the test, which shows it

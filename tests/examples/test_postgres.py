@@ -113,9 +113,9 @@ def test_two_machines_fill_one_study(
     trials = trials_of(postgres_url)
     assert [t.number for t in trials] == [0, 1, 2, 3]  # 2 + 2 requested, no more
     assert {t.state for t in trials} == {TrialState.COMPLETE}
-    workers = [t.user_attrs[tune.ATTR_WORKER] for t in trials]
+    workers = [t.user_attrs[tune.study.ATTR_WORKER] for t in trials]
     assert sorted(workers.count(worker) for worker in set(workers)) == [2, 2]
-    names = [t.user_attrs[tune.ATTR_SAVE_NAME] for t in trials]
+    names = [t.user_attrs[tune.study.ATTR_SAVE_NAME] for t in trials]
     assert sorted(names) == [f"digits_trial-{n}" for n in range(4)]  # none run twice
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4  # nor its parameters
     for name in names:  # every trial's checkpoint is in the shared folder, none in a workdir
@@ -145,7 +145,7 @@ def running_trial_of(url: str, pid: int) -> FrozenTrial | None:
     except KeyError:  # no study yet
         return None
     for trial in trials:
-        worker = str(trial.user_attrs.get(tune.ATTR_WORKER, ""))
+        worker = str(trial.user_attrs.get(tune.study.ATTR_WORKER, ""))
         if trial.state == TrialState.RUNNING and worker.endswith(f":{pid}"):
             return trial
     return None
@@ -165,13 +165,13 @@ def test_a_machine_dies_and_the_other_resumes_its_trial(
             assert victim.poll() is None, "the victim finished before it could be killed"
             assert time.monotonic() < deadline, "the victim wrote no checkpoints"
             trial = running_trial_of(postgres_url, victim.pid)
-            if trial is not None and tune.ATTR_SAVE_NAME in trial.user_attrs:
-                folder = tmp_path / "shared" / str(trial.user_attrs[tune.ATTR_SAVE_NAME])
+            if trial is not None and tune.study.ATTR_SAVE_NAME in trial.user_attrs:
+                folder = tmp_path / "shared" / str(trial.user_attrs[tune.study.ATTR_SAVE_NAME])
             time.sleep(0.2)
         os.kill(victim.pid, signal.SIGKILL)  # the machine dies mid-trial
     finally:
         victim.communicate(timeout=30)
-    done_at_kill = tune.resume_epoch(folder)
+    done_at_kill = tune.study.resume_epoch(folder)
     out, err = finish(survivor)
     assert_clean([err])
 
@@ -179,9 +179,9 @@ def test_a_machine_dies_and_the_other_resumes_its_trial(
     [dead] = [t for t in trials if t.state == TrialState.FAIL]
     [retry] = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert retry.state == TrialState.COMPLETE
-    assert retry.user_attrs[tune.ATTR_WORKER].endswith(f":{survivor.pid}")
-    assert retry.user_attrs[tune.ATTR_SAVE_NAME] == f"digits_trial-{dead.number}"
-    assert retry.user_attrs[tune.ATTR_START] == done_at_kill >= 2  # resumed, not restarted
+    assert retry.user_attrs[tune.study.ATTR_WORKER].endswith(f":{survivor.pid}")
+    assert retry.user_attrs[tune.study.ATTR_SAVE_NAME] == f"digits_trial-{dead.number}"
+    assert retry.user_attrs[tune.study.ATTR_START] == done_at_kill >= 2  # resumed, not restarted
     assert min(retry.intermediate_values) == done_at_kill + 1
     # The survivor ran its 4 trials (the retry among them), each trial once.
     assert len(trials) == 5

@@ -108,7 +108,7 @@ def test_study_files_keep_to_the_umask(tmp_path: Path, umask: int, kind: str) ->
     )
     opened = tune.make_storage(options)
     try:
-        tune.open_study(options, opened)
+        tune.study.open_study(options, opened)
     finally:
         tune.close_storage(opened)
     allowed = 0o666 & ~umask

@@ -97,7 +97,7 @@ def test_killed_trial_is_retried_from_its_checkpoint(
     finally:
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    done_at_kill = tune.resume_epoch(folder)
+    done_at_kill = tune.study.resume_epoch(folder)
     assert 2 <= done_at_kill < 6
     [killed] = stored_trials(tmp_path)
     assert killed.state == TrialState.RUNNING  # nobody told Optuna
@@ -111,11 +111,11 @@ def test_killed_trial_is_retried_from_its_checkpoint(
     assert retried.system_attrs["failed_trial"] == 0
     assert retried.params == killed.params
     # It resumed from the checkpoint instead of starting over ...
-    assert retried.user_attrs[tune.ATTR_START] == done_at_kill
+    assert retried.user_attrs[tune.study.ATTR_START] == done_at_kill
     assert min(retried.intermediate_values) == done_at_kill + 1
     assert tune.epochs_run(retried) == 6 - done_at_kill
     # ... in the folder named after the original trial.
-    assert retried.user_attrs[tune.ATTR_SAVE_NAME] == "digits_trial-0"
+    assert retried.user_attrs[tune.study.ATTR_SAVE_NAME] == "digits_trial-0"
     assert [p.name for p in hlt.find_checkpoints(folder)] == ["epoch_6_iter_102.pth"]
     assert not (tmp_path / "checkpoints" / "digits_trial-1").exists()
     assert f"(resumed at {done_at_kill})" in out

@@ -25,6 +25,7 @@ The package's modules: `options` (the command line), `data`, `model`, `storage`,
 (the objective), `report` (what is printed) and `run` (`main` and its worker processes).
 """
 
+from helios.examples.tune import study as study
 from helios.examples.tune.data import DigitsData as DigitsData
 from helios.examples.tune.data import MissingDependencyError as MissingDependencyError
 from helios.examples.tune.data import Splits as Splits
@@ -46,28 +47,15 @@ from helios.examples.tune.storage import StorageError as StorageError
 from helios.examples.tune.storage import close_storage as close_storage
 from helios.examples.tune.storage import make_storage as make_storage
 from helios.examples.tune.storage import mask_password as mask_password
-from helios.examples.tune.study import ATTR_FULL as ATTR_FULL
-from helios.examples.tune.study import ATTR_INTERRUPTED as ATTR_INTERRUPTED
-from helios.examples.tune.study import ATTR_SAVE_NAME as ATTR_SAVE_NAME
-from helios.examples.tune.study import ATTR_START as ATTR_START
-from helios.examples.tune.study import ATTR_WORKER as ATTR_WORKER
-from helios.examples.tune.study import Objective as Objective
-from helios.examples.tune.study import open_study as open_study
-from helios.examples.tune.study import resume_epoch as resume_epoch
 
 __all__ = [
-    "ATTR_FULL",
-    "ATTR_INTERRUPTED",
-    "ATTR_SAVE_NAME",
-    "ATTR_START",
-    "ATTR_WORKER",
+    "study",
     "METRIC",
     "SAVE_NAME",
     "DigitsClassifier",
     "DigitsData",
     "Hyper",
     "MissingDependencyError",
-    "Objective",
     "Options",
     "Splits",
     "StorageError",
@@ -77,9 +65,7 @@ __all__ = [
     "main",
     "make_storage",
     "mask_password",
-    "open_study",
     "parse_args",
-    "resume_epoch",
     "seconds_per_epoch",
     "shares",
     "suggest_hyper",

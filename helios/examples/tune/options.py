@@ -35,7 +35,8 @@ class Flag:
         parse: Turns the flag's text into the field's value (``None``: a switch).
         choices: The accepted values, if only a few are.
         default_text: Shown as the default when the field's own default says little.
-        metavar: The value's name in ``--help`` (the field's name in capitals if ``None``).
+        metavar: The value's name in ``--help``; by default the one its parser implies
+            (``N``, ``SECONDS``, ``DIR``), else the field's name in capitals.
     """
 
     help: str
@@ -55,6 +56,8 @@ def option(
     metavar: str | None = None,
 ) -> T:
     """A dataclass field with its `Flag` in the metadata."""
+    if metavar is None and parse is not None:
+        metavar = _METAVARS.get(parse)
     flag = Flag(
         help=help, parse=parse, choices=choices, default_text=default_text, metavar=metavar
     )
@@ -77,12 +80,27 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def whole_seconds(text: str) -> int:
+    """A whole number of seconds, at least 1."""
+    return positive_int(text)
+
+
 def seconds(text: str) -> float:
     """A number of seconds, at least 0."""
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
     return value
+
+
+#: The value names the parsers imply in ``--help``.
+_METAVARS: dict[Callable[[str], object], str] = {
+    positive_int: "N",
+    non_negative_int: "N",
+    seconds: "SECONDS",
+    whole_seconds: "SECONDS",
+    Path: "DIR",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +113,6 @@ class Options:
         "this worker's folder: the SQLite study (the default storage), plots, and the "
         "checkpoints unless --checkpoint-dir puts them elsewhere",
         parse=Path,
-        metavar="DIR",
     )
     checkpoint_dir: Path | None = option(  # noqa: RUF009
         None,
@@ -121,36 +138,27 @@ class Options:
         default_text="an existing file is a journal, anything else a database URL",
     )
     study_name: str = option("helios-digits", "study to create or continue", metavar="NAME")
-    n_trials: int = option(
-        30, "trials this command runs, over its --workers", parse=positive_int, metavar="N"
-    )
+    n_trials: int = option(30, "trials this command runs, over its --workers", parse=positive_int)
     timeout: float | None = option(
         None,
         "stop starting trials after this many seconds",
         parse=seconds,
         default_text="none",
-        metavar="SECONDS",
     )
-    workers: int = option(
-        1, "worker processes sharing the storage", parse=positive_int, metavar="N"
-    )
+    workers: int = option(1, "worker processes sharing the storage", parse=positive_int)
     procs: int = option(
         1,
         "training processes per trial; above 1, each trial trains distributed over gloo "
         "CPU processes",
         parse=positive_int,
-        metavar="N",
     )
     seed: int = option(
         0,
         "seed of the sampler and of training; the data split is fixed",
         parse=non_negative_int,
-        metavar="N",
     )
-    epochs: int = option(
-        20, "epochs of a trial that is not pruned", parse=positive_int, metavar="N"
-    )
-    batch_size: int = option(64, "training batch size", parse=positive_int, metavar="N")
+    epochs: int = option(20, "epochs of a trial that is not pruned", parse=positive_int)
+    batch_size: int = option(64, "training batch size", parse=positive_int)
     pruner: str = option(
         "median", "'none' trains every trial to the end, to compare", choices=("median", "none")
     )
@@ -161,34 +169,26 @@ class Options:
         parse=None,
     )
     heartbeat: int = option(
-        5,
-        "seconds between a running trial's heartbeats (RDB storages)",
-        parse=positive_int,
-        metavar="SECONDS",
+        5, "seconds between a running trial's heartbeats (RDB storages)", parse=whole_seconds
     )
     grace: int = option(
         0,
         "seconds without a heartbeat before a trial counts as dead and is retried",
-        parse=positive_int,
+        parse=whole_seconds,
         default_text="3 x heartbeat",
-        metavar="SECONDS",
     )
-    max_retry: int = option(
-        3, "times one trial may be retried", parse=non_negative_int, metavar="N"
-    )
+    max_retry: int = option(3, "times one trial may be retried", parse=non_negative_int)
     step_delay: float = option(
         0.0,
         "sleep this long after every training batch, to slow training down for a "
         "demonstration of interrupting and resuming",
         parse=seconds,
-        metavar="SECONDS",
     )
     threads: int = option(
         1,
         "torch threads per training process; the MLP is too small to gain from more, and "
         "one leaves the other cores to other workers",
         parse=positive_int,
-        metavar="N",
     )
 
     @property

@@ -44,7 +44,7 @@ def _reuse_study(ws: Workspace) -> None:
     options = tune.Options(workdir=ws.root, storage=ws.study_url, study_name=STUDY)
     storage = tune.make_storage(options)
     try:
-        tune.open_study(options, storage)
+        tune.study.open_study(options, storage)
     finally:
         tune.close_storage(storage)
 
