@@ -252,7 +252,7 @@ def _visit(page: Page, site: Site, path: str, shot: str) -> tuple[Seen, list[str
 
 
 @pytest.mark.parametrize("source", PAGES, ids=lambda source: source.stem)
-def test_page_reads_well(source: Path, site: Site, page: Page) -> None:
+def test_page_reads_well(source: Path, page: Page, site: Site) -> None:
     seen, problems = _visit(page, site, _page_path(source), source.stem)
     assert problems == [], f"{source.name} in Chromium:\n" + "\n".join(problems)
     # Every fenced block of the page is on it as code (a fence broken by indentation
@@ -260,7 +260,7 @@ def test_page_reads_well(source: Path, site: Site, page: Page) -> None:
     assert len(seen["blocks"]) >= len(blocks_of(source)), seen["blocks"]
 
 
-def test_search_works_offline(site: Site, page: Page) -> None:
+def test_search_works_offline(page: Page, site: Site) -> None:
     problems = _listen(page, site)
     page.goto(site.url, wait_until="networkidle")
     page.locator(".md-search__input").click()
@@ -272,7 +272,7 @@ def test_search_works_offline(site: Site, page: Page) -> None:
     assert problems == []
 
 
-def test_dark_mode_switch_is_remembered(site: Site, page: Page) -> None:
+def test_dark_mode_switch_is_remembered(page: Page, site: Site) -> None:
     problems = _listen(page, site)
     page.goto(site.url + "plugins/", wait_until="networkidle")
     scheme = "document.body.getAttribute('data-md-color-scheme')"
@@ -299,7 +299,7 @@ BROKEN_PAGE = """<!doctype html><html><head>
 </body></html>"""
 
 
-def test_the_checks_catch_a_broken_page(site: Site, page: Page) -> None:
+def test_the_checks_catch_a_broken_page(page: Page, site: Site) -> None:
     """The checks above can fail: a page with one of each fault is caught on each."""
     (site.root / "broken").mkdir()
     (site.root / "broken" / "index.html").write_text(BROKEN_PAGE, encoding="utf-8")
