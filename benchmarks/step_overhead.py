@@ -46,6 +46,7 @@ Usage::
     python benchmarks/step_overhead.py --breakdown   # also time each per-step piece
     python benchmarks/step_overhead.py --profile     # cProfile one helios run
     python benchmarks/step_overhead.py --no-ddp      # without the 2-rank DDP scenario
+    python benchmarks/step_overhead.py --ddp-runs 81 --ddp-steps 300
 """
 
 from __future__ import annotations
@@ -529,6 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--top", type=int, default=30, help="rows of the profile to print")
     parser.add_argument("--no-ddp", action="store_true", help="skip the 2-rank gloo DDP scenario")
+    parser.add_argument(
+        "--ddp-runs",
+        type=int,
+        default=None,
+        help="pairs of DDP runs (default 41: many short pairs pair best on a busy machine)",
+    )
+    parser.add_argument("--ddp-steps", type=int, default=300, help="steps per DDP run")
     args = parser.parse_args(argv)
     runs: int = args.runs if args.runs is not None else (3 if args.quick else 7)
     steps: int = args.steps if args.steps is not None else (300 if args.quick else 2000)
@@ -553,8 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.path.insert(0, root)
         from benchmarks.step_overhead_ddp import measure_ddp, print_ddp_table
 
+        ddp_runs: int = args.ddp_runs if args.ddp_runs is not None else (7 if args.quick else 41)
         print()
-        print_ddp_table(measure_ddp(steps, runs))
+        print_ddp_table(measure_ddp(args.ddp_steps, ddp_runs))
     if args.breakdown:
         print()
         breakdown(setup)

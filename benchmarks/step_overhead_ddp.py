@@ -14,9 +14,11 @@ alternates, pair after pair (the order flipping every pair), between
   lifecycle hooks. No plug-in claims ``should_training_stop``, so no per-batch collective
   beyond DDP's: the same communication as the floor.
 
-Both sides start from the same weights, and after every pair their final weights must be
-bit-identical. Times are rank 0's, of the training loop (for helios from the model's
-``on_training_start`` to its ``on_training_end`` hook), on two clocks: wall time
+Many short runs (300 steps, about a second each) pair better than a few long ones on a
+busy machine, whose load changes over seconds. Both sides start from the same weights,
+and after every pair their final weights must be bit-identical. Times are rank 0's, of
+the training loop (for helios from the model's ``on_training_start`` to its
+``on_training_end`` hook), on two clocks: wall time
 (``time.perf_counter``, which includes the waits for the other rank in every step) and
 the process's CPU time (``time.process_time``, all its threads, gloo's included: the work
 done, not the time spent descheduled, which on a busy machine swamps a few percent).
