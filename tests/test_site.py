@@ -5,9 +5,9 @@ this process, and every page is opened 1280 px wide in headless Chromium (Debian
 ``chromium``, driven by Playwright over the DevTools protocol; Playwright's own browser
 download is never used). On every page: no JavaScript error, no request that fails or
 leaves the machine, no link to a missing page or anchor of the site, no broken image,
-every code block highlighted by Pygments, and no table wider than the content column.
-A screenshot of every page is saved under the test's temporary folder; where is printed
-at the end of the run.
+every code block highlighted by Pygments, every admonition rendered as one, and no table
+wider than the content column. A screenshot of every page is saved under the test's
+temporary folder; where is printed at the end of the run.
 
 The tests are marked ``browser``. Where Chromium is missing they skip, naming the command
 that installs it, except on CI (``CI`` set), where that is a failure: ``.ci/run``
@@ -75,7 +75,9 @@ INSPECT = """() => {
   const images = Array.from(document.images)
     .filter((img) => !img.complete || img.naturalWidth === 0).map((img) => img.src);
   const links = Array.from(document.querySelectorAll("a[href]")).map((a) => a.href);
-  return { contentWidth: content.clientWidth, blocks, tables, images, links };
+  const markers = Array.from(content.querySelectorAll("p"))
+    .map((p) => p.innerText).filter((text) => text.startsWith("!!!"));
+  return { contentWidth: content.clientWidth, blocks, tables, images, links, markers };
 }"""
 
 
@@ -98,6 +100,7 @@ class Seen(TypedDict):
     tables: list[Table]
     images: list[str]
     links: list[str]
+    markers: list[str]
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,8 @@ def _listen(page: Page, site: Site) -> list[str]:
 def _judge(seen: Seen, site: Site) -> list[str]:
     """Everything wrong with what a page showed."""
     problems = [f"broken image: {src}" for src in seen["images"]]
+    # An admonition whose body is not indented shows its marker as text.
+    problems += [f"admonition shown as text: {text[:60]!r}" for text in seen["markers"]]
     problems += sorted({p for href in seen["links"] if (p := _link_problem(href, site))})
     for block in seen["blocks"]:
         if not block["highlighted"]:
@@ -294,6 +299,7 @@ BROKEN_PAGE = """<!doctype html><html><head>
 <pre><code>plain = "not highlighted"</code></pre>
 <div class="language-python highlight"><pre><code>tokens = None</code></pre></div>
 <table><tr><td style="min-width: 900px">wide</td></tr></table>
+<p>!!! note "Unindented"</p>
 </article></div>
 <script>console.error("boom"); throw new Error("uncaught");</script>
 </body></html>"""
@@ -314,6 +320,7 @@ def test_the_checks_catch_a_broken_page(page: Page, site: Site) -> None:
         "link to a missing anchor: " + site.url + "plugins/#no-such-section",
         "code block without highlighting markup: 'plain = \"not highlighted\"'",
         "python block with no tokens: 'tokens = None'",
+        "admonition shown as text: '!!! note \"Unindented\"'",
     ]
     for problem in expected:
         assert problem in problems, f"{problem!r} not reported among {problems}"
