@@ -111,6 +111,7 @@ def step(loop: Loop, config: LoopConfig, event: Event) -> tuple[Loop, tuple[Acti
 
     Raises:
         ValueError: a whole epoch yielded no batch (training could never progress).
+        TypeError: ``event`` is not a loop event.
     """
     if isinstance(event, BatchRan):
         return _batch_ran(loop, config, event)
@@ -120,7 +121,9 @@ def step(loop: Loop, config: LoopConfig, event: Event) -> tuple[Loop, tuple[Acti
         return _validation_ran(loop, config, event.improved)
     if isinstance(event, EpochExhausted):
         return _epoch_ended(loop, config, event.batches)
-    # Start: a resumed run starts its timing afresh, the old process's is not ours.
+    if not isinstance(event, Start):
+        raise TypeError(f"step takes a loop event, got {event!r}")
+    # A resumed run starts its timing afresh: the old process's is not ours.
     state = attrs.evolve(loop.state, running_iter=0, average_iter_time=0.0)
     return _follow(Loop(state, False, event, (NEXT_EPOCH,)), config)
 

@@ -260,6 +260,11 @@ def test_an_empty_epoch_is_refused() -> None:
         step(loop, config, EpochExhausted(0))
 
 
+def test_what_is_not_an_event_is_refused() -> None:
+    with pytest.raises(TypeError, match="step takes a loop event"):
+        step(Loop(TrainingState()), LoopConfig(), EndTraining(True))  # type: ignore[arg-type]
+
+
 def test_a_finished_run_ends_at_once() -> None:
     config = LoopConfig(unit=TrainingUnit.EPOCH, total_steps=2)
     done = TrainingState(global_epoch=2, current_iteration=8, global_iteration=8)
