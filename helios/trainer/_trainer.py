@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Never, TypeVar
 
@@ -16,8 +17,8 @@ from helios.model import Model
 from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_plugin
 from helios.trainer import _distributed as dist_support
 from helios.trainer._entry_checks import check_entry
-from helios.trainer._fitting import Collectives
 from helios.trainer._logging import logger, run_logging
+from helios.trainer._run_checkpoints import Collectives, best_checkpoint
 from helios.trainer._runs import ProcessRun
 from helios.trainer._settings import TrainerSettings, resolve_devices
 from helios.trainer._spawn import Launch, spawn
@@ -28,7 +29,7 @@ __all__ = ["Trainer"]
 P = TypeVar("P")
 
 #: The trainer's entry points, as a job names them.
-EntryPoint = Literal["fit", "test"]
+EntryPoint = Literal["fit", "test", "validate"]
 
 
 #: Settings copied to the trainer's attributes of the same names.
@@ -282,7 +283,55 @@ class Trainer:
         check_entry(model, datamodule, self._config, training=False)
         return self._enter("test", model, datamodule)
 
-    def _enter(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
+    def validate(
+        self,
+        model: Model,
+        datamodule: DataModule,
+        *,
+        checkpoint: Literal["newest", "best"] | Path = "newest",
+    ) -> bool:
+        """Run one validation pass on a checkpoint of ``model``, without training.
+
+        As `test` does, it sets up the model for inference (``setup(fast_init=True)``),
+        loads the checkpoint's model state, and runs the validation hooks of the plug-ins
+        and the model over ``datamodule.valid_dataloader()`` (each rank its shard, in a
+        distributed run); the model's ``metrics`` hold the result. The cycle number the
+        hooks receive is the number of validation cycles the checkpoint's run had done.
+
+        Args:
+            checkpoint: ``"newest"`` (without any checkpoint, ``model.load_for_testing()``
+                is called), ``"best"`` (the best one by the metric of the registered
+                `helios.plugins.RetentionPlugin`), or the path of a checkpoint file.
+
+        Raises:
+            ValueError: ``"best"`` without a retention plug-in that has a metric, or with
+                no checkpoint scored by it; a ``checkpoint`` that is none of the above.
+            FileNotFoundError: a path that is not a file.
+        """
+        check_entry(model, datamodule, self._config, training=False)
+        path = self._checkpoint_to_validate(model, checkpoint)
+        return self._enter("validate", model, datamodule, path)
+
+    def _checkpoint_to_validate(self, model: Model, checkpoint: object) -> Path | None:
+        if checkpoint == "newest":
+            return None
+        if checkpoint == "best":
+            return best_checkpoint(self._plugins, self.checkpoint_folder(model))
+        if not isinstance(checkpoint, Path):
+            raise ValueError(
+                f"checkpoint must be 'newest', 'best' or a pathlib.Path, got {checkpoint!r}"
+            )
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"checkpoint {checkpoint} to validate does not exist")
+        return checkpoint
+
+    def _enter(
+        self,
+        method: EntryPoint,
+        model: Model,
+        datamodule: DataModule,
+        checkpoint: Path | None = None,
+    ) -> bool:
         backend = "gloo" if self.use_cpu else "nccl"
         if self._needs_spawn():
             self.queue = dist_support.ResultQueue()
@@ -294,12 +343,12 @@ class Trainer:
                 label=method,
                 passthrough=self._passthrough(method),
             )
-            spawn(_EntryJob(self, method, model, datamodule), launch, self.queue)
+            spawn(_EntryJob(self, method, model, datamodule, checkpoint), launch, self.queue)
             return True
         with dist_support.process_group(
             self._context, backend=backend, timeout=self.collective_timeout, device=self.device
         ):
-            return self._run_here(method, model, datamodule)
+            return self._run_here(method, model, datamodule, checkpoint)
 
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
@@ -308,15 +357,26 @@ class Trainer:
         """The exceptions that leave ``method`` unchanged."""
         return tuple(self.train_exceptions if method == "fit" else self.test_exceptions)
 
-    def _run_here(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
-        """Run ``fit`` or ``test`` in this process: a registered exception passes through
-        unlogged, any other is logged with its traceback and re-raised."""
+    def _run_here(
+        self,
+        method: EntryPoint,
+        model: Model,
+        datamodule: DataModule,
+        checkpoint: Path | None = None,
+    ) -> bool:
+        """Run ``fit``, ``test`` or ``validate`` in this process: a registered exception
+        passes through unlogged, any other is logged with its traceback and re-raised."""
         here = ProcessRun(
             self,
             Collectives(self._context.any, self._context.gather, distributed=self.is_distributed),
             tuple(self._loader_wrappers.values()),
         )
-        run = here.fit if method == "fit" else here.test
+        runs: dict[str, Callable[[Model, DataModule], bool]] = {
+            "fit": here.fit,
+            "test": here.test,
+            "validate": functools.partial(here.validate, checkpoint=checkpoint),
+        }
+        run = runs[method]
         log_file = None
         if self.enable_file_logging and self.rank == 0:
             assert self.log_root is not None
@@ -335,13 +395,14 @@ class Trainer:
 
 @attrs.frozen
 class _EntryJob:
-    """``fit`` or ``test`` as a job for spawned processes (it pickles with its parts)."""
+    """An entry point as a job for spawned processes (it pickles with its parts)."""
 
     trainer: Trainer
     method: EntryPoint
     model: Model
     datamodule: DataModule
+    checkpoint: Path | None = None
 
     def __call__(self, context: dist_support.Context, /) -> bool:
         self.trainer._context = context
-        return self.trainer._run_here(self.method, self.model, self.datamodule)
+        return self.trainer._run_here(self.method, self.model, self.datamodule, self.checkpoint)
