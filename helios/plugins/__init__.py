@@ -27,12 +27,15 @@ from helios.plugins._plugin import StopHook as StopHook
 from helios.plugins._plugin import UniquePluginOverrides as UniquePluginOverrides
 from helios.plugins._retention import RetentionPlugin as RetentionPlugin
 from helios.plugins._retention import retained as retained
+from helios.plugins._scalars import ScalarLoggerPlugin as ScalarLoggerPlugin
 from helios.plugins._table import PluginTable as PluginTable
 from helios.plugins._table import check_plugin as check_plugin
 from helios.plugins._table import decides_stop_at_validation as decides_stop_at_validation
 from helios.plugins._table import pass_through as pass_through
 from helios.plugins._table import register_plugin as register_plugin
 from helios.plugins._table import stop_decided_at_validation as stop_decided_at_validation
+from helios.plugins._tensorboard import CSVLoggerPlugin as CSVLoggerPlugin
+from helios.plugins._tensorboard import TensorBoardPlugin as TensorBoardPlugin
 
 __all__ = [
     "OVERRIDE_FLAGS",
@@ -40,6 +43,7 @@ __all__ = [
     "BatchHooks",
     "BatchPlugin",
     "BatchTransform",
+    "CSVLoggerPlugin",
     "CUDAPlugin",
     "DevicePlugin",
     "LifecycleHooks",
@@ -49,8 +53,10 @@ __all__ = [
     "PluginProtocol",
     "PluginTable",
     "RetentionPlugin",
+    "ScalarLoggerPlugin",
     "StateHooks",
     "StopHook",
+    "TensorBoardPlugin",
     "TrainingState",
     "TreeTransform",
     "UniquePluginOverrides",

@@ -12,6 +12,7 @@ from helios.core import TrainingState
 from helios.core.loop import checkpoint_name, parse_checkpoint_name
 from helios.plugins._builtin import PLUGIN_REGISTRY
 from helios.plugins._plugin import Plugin
+from helios.plugins._scalars import as_number
 
 __all__ = ["Mode", "RetentionPlugin", "retained"]
 
@@ -57,16 +58,6 @@ def _checkpoint_names(folder: Path) -> list[str]:
         return []
     found = [(parse_checkpoint_name(p.name), p.name) for p in folder.iterdir() if p.is_file()]
     return [name for parsed, name in sorted((p, n) for p, n in found if p is not None)]
-
-
-def _score(value: object) -> float | None:
-    """``value`` as a score, or ``None`` when it is no finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        item = getattr(value, "item", None)  # a one-element tensor or NumPy scalar
-        value = item() if callable(item) and getattr(value, "ndim", 1) == 0 else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return None if math.isnan(value) else float(value)
 
 
 @PLUGIN_REGISTRY.register
@@ -135,7 +126,7 @@ class RetentionPlugin(Plugin):
         model = self.trainer.model
         if self.metric is None or model is None:
             return None
-        return _score(model.metrics.get(self.metric))
+        return as_number(model.metrics.get(self.metric))
 
     def on_checkpoint_saved(self, path: Path, state: TrainingState, /) -> None:
         """Record the new checkpoint's score, then delete what is no longer kept."""
@@ -176,4 +167,4 @@ class RetentionPlugin(Plugin):
     def load_state_dict(self, state_dict: Mapping[str, Any], /) -> None:
         """Take over the scores of a resumed run (if they were kept for `metric`)."""
         if state_dict.get("metric") == self.metric:
-            self._scores = {str(k): _score(v) for k, v in state_dict.get("scores", {}).items()}
+            self._scores = {str(k): as_number(v) for k, v in state_dict.get("scores", {}).items()}

@@ -12,7 +12,7 @@ from helios.core import TrainingState
 from helios.plugins import PluginProtocol, PluginTable, decides_stop_at_validation
 from helios.plugins._plugin import is_default_hook
 
-__all__ = ["DispatchPlan"]
+__all__ = ["DispatchPlan", "describe_plugins"]
 
 
 def _keep_batch(batch: Any, _: Any) -> Any:
@@ -71,3 +71,60 @@ class DispatchPlan:
             on_checkpoint_saved=_observers(plugins, "on_checkpoint_saved"),
             teardown=_observers(plugins, "teardown"),
         )
+
+
+#: The table's columns for the unique slots, in `OVERRIDE_FLAGS` order.
+_SLOT_HEADINGS = {
+    "training_batch": "training batch",
+    "validation_batch": "validation batch",
+    "testing_batch": "testing batch",
+    "should_training_stop": "stop",
+}
+#: The optional hooks, as the table names them.
+_WATCH_NAMES = {
+    "on_training_log": "log",
+    "on_validation_metrics": "metrics",
+    "on_checkpoint_saved": "checkpoints",
+    "teardown": "teardown",
+}
+
+
+def describe_plugins(table: PluginTable) -> str:
+    """The plug-ins of ``table`` in call order, with the unique slot(s) each owns (``x``)
+    and the optional hooks it watches with, as a plain-text table."""
+    headings = ("id", "class", *_SLOT_HEADINGS.values(), "watches")
+    if not table:
+        return (
+            "no plug-ins registered: batches reach the model unchanged and the model "
+            "alone decides to stop"
+        )
+    rows = [headings]
+    for plug_id, plugin in table.items():
+        claims = table.claims(plug_id)
+        watches = [
+            shown
+            for hook, shown in _WATCH_NAMES.items()
+            if callable(found := getattr(plugin, hook, None)) and not is_default_hook(found)
+        ]
+        rows.append(
+            (
+                plug_id,
+                type(plugin).__qualname__,
+                *("x" if flag in claims else "-" for flag in _SLOT_HEADINGS),
+                ", ".join(watches) or "-",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(headings))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    free = [flag for flag in _SLOT_HEADINGS if table.claimant(flag) is None]
+    notes = []
+    if batches := [_SLOT_HEADINGS[flag] for flag in free if flag != "should_training_stop"]:
+        notes.append(f"{', '.join(batches)} (passed to the model unchanged)")
+    if "should_training_stop" in free:
+        notes.append("stop (the model alone decides)")
+    if notes:
+        lines.append("unclaimed: " + "; ".join(notes))
+    return "\n".join(lines)

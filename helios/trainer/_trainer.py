@@ -18,6 +18,7 @@ from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_pl
 from helios.trainer import _distributed as dist_support
 from helios.trainer._entry_checks import check_entry
 from helios.trainer._logging import logger, run_logging
+from helios.trainer._plan import describe_plugins
 from helios.trainer._run_checkpoints import Collectives, best_checkpoint
 from helios.trainer._runs import ProcessRun
 from helios.trainer._settings import TrainerSettings, resolve_devices
@@ -192,6 +193,12 @@ class Trainer:
         """
         self._plugins = register_plugin(self._plugins, plugin)
         plugin.trainer = self
+
+    def describe(self) -> str:
+        """The registered plug-ins as a plain-text table: in call order, the unique slot
+        each owns (training, validation or testing batch, stop) and the optional hooks
+        it watches the run with. Print it before `fit` to see who does what."""
+        return describe_plugins(self._plugins)
 
     def plugin(self, plug_id: str, cls: type[P]) -> P:
         """The plug-in ``plug_id``, checked to be a ``cls`` (typed lookup)."""
