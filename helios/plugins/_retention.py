@@ -128,10 +128,21 @@ class RetentionPlugin(Plugin):
             return None
         return as_number(model.metrics.get(self.metric))
 
+    def on_training_start(self) -> None:
+        """Apply the policy to the checkpoints a resumed run finds (rank 0): a run killed
+        between writing a checkpoint and deleting the old ones left them behind."""
+        model = self.trainer.model
+        folder = None if model is None else self.trainer.checkpoint_folder(model)
+        if self.rank == 0 and folder is not None:
+            self._delete_unkept(folder)
+
     def on_checkpoint_saved(self, path: Path, state: TrainingState, /) -> None:
         """Record the new checkpoint's score, then delete what is no longer kept."""
         self._scores[path.name] = self._score_now()
-        names = _checkpoint_names(path.parent)
+        self._delete_unkept(path.parent)
+
+    def _delete_unkept(self, folder: Path) -> None:
+        names = _checkpoint_names(folder)
         keep = retained(
             names,
             self._scores,
@@ -139,10 +150,11 @@ class RetentionPlugin(Plugin):
             keep_best=self.keep_best,
             mode=self.mode,
         )
-        assert path.name in keep  # the newest is always kept: it is what a run resumes from
+        # The newest is always kept (keep_newest >= 1): it is what a run resumes from,
+        # and deleting starts only once it is complete on disk.
         for name in names:
             if name not in keep:
-                (path.parent / name).unlink(missing_ok=True)
+                (folder / name).unlink(missing_ok=True)
         self._scores = {name: score for name, score in self._scores.items() if name in keep}
 
     def best(self, saved: Mapping[str, Any] | None, names: Sequence[str]) -> str | None:
