@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from helios.core import TrainingState
+from helios.core.loop import is_done
 from helios.plugins._plugin import Plugin
 
 __all__ = ["ScalarLoggerPlugin", "as_number", "numbers"]
@@ -55,7 +56,8 @@ class ScalarLoggerPlugin(Plugin):
       to the plug-in, or else the trial's parameters when an ``OptunaPlugin`` is
       registered).
 
-    Resuming: each checkpoint records (under the plug-in's id) how far the logs had got
+    Resuming: a finished run started again (it trains no further) leaves its logs as they
+    are. Otherwise each checkpoint records (under the plug-in's id) how far the logs had got
     when it was written. A run that resumes from it first cuts the logs back to that
     point, so what the killed run wrote after the checkpoint is written once, by the
     resumed run. A run that starts from scratch (no checkpoint) removes the records of
@@ -129,6 +131,11 @@ class ScalarLoggerPlugin(Plugin):
     def on_training_start(self) -> None:
         if self.rank != 0:
             self._follow()
+            return
+        state = self.trainer.state
+        if state.global_iteration > 0 and is_done(state, self.trainer.config):
+            # A finished run started again trains no further: its logs are complete.
+            self._open()
             return
         if self._record_loaded is not None:
             self._rewind(self._record_loaded)

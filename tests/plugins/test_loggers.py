@@ -162,6 +162,10 @@ def test_a_run_killed_and_resumed_writes_each_step_once(tmp_path: Path) -> None:
     assert scalars(killed / "runs" / "logged") == scalars(whole / "runs" / "logged")
     assert scalars(killed / "runs" / "logged") == expected_scalars(12)
     assert csv_rows(killed / "logs" / "logged.csv") == csv_rows(whole / "logs" / "logged.csv")
+    # Started again when finished, it trains nothing and leaves the logs as they are.
+    assert run_forked(_fit, str(killed), 12, None) == 0
+    assert scalars(killed / "runs" / "logged") == expected_scalars(12)
+    assert csv_rows(killed / "logs" / "logged.csv") == csv_rows(whole / "logs" / "logged.csv")
     # Training further later appends to the same curves; the first end's record goes.
     assert run_forked(_fit, str(killed), 18, None) == 0
     assert scalars(killed / "runs" / "logged") == expected_scalars(18)
