@@ -25,7 +25,7 @@ from helios.trainer._checkpoint import (
 from helios.trainer._logging import logger
 from helios.trainer._plan import DispatchPlan
 
-__all__ = ["Collectives", "RunCheckpoints", "best_checkpoint"]
+__all__ = ["Collectives", "RunCheckpoints", "best_checkpoint", "checkpoint_to_validate"]
 
 
 @attrs.frozen
@@ -152,3 +152,26 @@ def best_checkpoint(plugins: PluginTable, folder: Path | None) -> Path:
             "model.metrics after validation; validate checkpoint='newest' instead"
         )
     return checkpoints[0].parent / best
+
+
+def checkpoint_to_validate(
+    plugins: PluginTable, folder: Path | None, checkpoint: object
+) -> Path | None:
+    """The file ``Trainer.validate(..., checkpoint=...)`` names (``None``: the newest).
+
+    Raises:
+        ValueError: ``checkpoint`` is none of ``"newest"``, ``"best"`` or a path; or see
+            `best_checkpoint`.
+        FileNotFoundError: a path that is not a file.
+    """
+    if checkpoint == "newest":
+        return None
+    if checkpoint == "best":
+        return best_checkpoint(plugins, folder)
+    if not isinstance(checkpoint, Path):
+        raise ValueError(
+            f"checkpoint must be 'newest', 'best' or a pathlib.Path, got {checkpoint!r}"
+        )
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} to validate does not exist")
+    return checkpoint

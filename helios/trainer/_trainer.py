@@ -19,7 +19,7 @@ from helios.trainer import _distributed as dist_support
 from helios.trainer._entry_checks import check_entry
 from helios.trainer._logging import logger, run_logging
 from helios.trainer._plan import describe_plugins
-from helios.trainer._run_checkpoints import Collectives, best_checkpoint
+from helios.trainer._run_checkpoints import Collectives, checkpoint_to_validate
 from helios.trainer._runs import ProcessRun
 from helios.trainer._settings import TrainerSettings, resolve_devices
 from helios.trainer._spawn import Launch, spawn
@@ -279,7 +279,7 @@ class Trainer:
                 improvement, ...).
         """
         check_entry(model, datamodule, self._config, training=True)
-        return self._enter("fit", model, datamodule)
+        return self._enter(_Entry("fit", model, datamodule))
 
     def test(self, model: Model, datamodule: DataModule) -> bool:
         """Test ``model`` on ``datamodule``'s test data.
@@ -288,7 +288,7 @@ class Trainer:
         none.
         """
         check_entry(model, datamodule, self._config, training=False)
-        return self._enter("test", model, datamodule)
+        return self._enter(_Entry("test", model, datamodule))
 
     def validate(
         self,
@@ -297,48 +297,25 @@ class Trainer:
         *,
         checkpoint: Literal["newest", "best"] | Path = "newest",
     ) -> bool:
-        """Run one validation pass on a checkpoint of ``model``, without training.
-
-        As `test` does, it sets up the model for inference (``setup(fast_init=True)``),
-        loads the checkpoint's model state, and runs the validation hooks of the plug-ins
-        and the model over ``datamodule.valid_dataloader()`` (each rank its shard, in a
-        distributed run); the model's ``metrics`` hold the result. The cycle number the
-        hooks receive is the number of validation cycles the checkpoint's run had done.
+        """One validation pass over ``datamodule``'s validation data on a checkpoint of
+        ``model``, set up for inference as `test` does; the result is in ``model.metrics``.
 
         Args:
-            checkpoint: ``"newest"`` (without any checkpoint, ``model.load_for_testing()``
-                is called), ``"best"`` (the best one by the metric of the registered
-                `helios.plugins.RetentionPlugin`), or the path of a checkpoint file.
+            checkpoint: ``"newest"`` (with none, ``model.load_for_testing()`` is called),
+                ``"best"`` (by the registered `helios.plugins.RetentionPlugin`'s metric),
+                or the path of a checkpoint file.
 
         Raises:
-            ValueError: ``"best"`` without a retention plug-in that has a metric, or with
-                no checkpoint scored by it; a ``checkpoint`` that is none of the above.
+            ValueError: a ``checkpoint`` that is none of these, or ``"best"`` that cannot
+                be found (see `checkpoint_to_validate`).
             FileNotFoundError: a path that is not a file.
         """
         check_entry(model, datamodule, self._config, training=False)
-        path = self._checkpoint_to_validate(model, checkpoint)
-        return self._enter("validate", model, datamodule, path)
+        path = checkpoint_to_validate(self._plugins, self.checkpoint_folder(model), checkpoint)
+        return self._enter(_Entry("validate", model, datamodule, path))
 
-    def _checkpoint_to_validate(self, model: Model, checkpoint: object) -> Path | None:
-        if checkpoint == "newest":
-            return None
-        if checkpoint == "best":
-            return best_checkpoint(self._plugins, self.checkpoint_folder(model))
-        if not isinstance(checkpoint, Path):
-            raise ValueError(
-                f"checkpoint must be 'newest', 'best' or a pathlib.Path, got {checkpoint!r}"
-            )
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"checkpoint {checkpoint} to validate does not exist")
-        return checkpoint
-
-    def _enter(
-        self,
-        method: EntryPoint,
-        model: Model,
-        datamodule: DataModule,
-        checkpoint: Path | None = None,
-    ) -> bool:
+    def _enter(self, entry: _Entry) -> bool:
+        method = entry.method
         backend = "gloo" if self.use_cpu else "nccl"
         if self._needs_spawn():
             self.queue = dist_support.ResultQueue()
@@ -350,12 +327,12 @@ class Trainer:
                 label=method,
                 passthrough=self._passthrough(method),
             )
-            spawn(_EntryJob(self, method, model, datamodule, checkpoint), launch, self.queue)
+            spawn(_EntryJob(self, entry), launch, self.queue)
             return True
         with dist_support.process_group(
             self._context, backend=backend, timeout=self.collective_timeout, device=self.device
         ):
-            return self._run_here(method, model, datamodule, checkpoint)
+            return self._run_here(entry)
 
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
@@ -364,13 +341,7 @@ class Trainer:
         """The exceptions that leave ``method`` unchanged."""
         return tuple(self.train_exceptions if method == "fit" else self.test_exceptions)
 
-    def _run_here(
-        self,
-        method: EntryPoint,
-        model: Model,
-        datamodule: DataModule,
-        checkpoint: Path | None = None,
-    ) -> bool:
+    def _run_here(self, entry: _Entry) -> bool:
         """Run ``fit``, ``test`` or ``validate`` in this process: a registered exception
         passes through unlogged, any other is logged with its traceback and re-raised."""
         here = ProcessRun(
@@ -378,10 +349,11 @@ class Trainer:
             Collectives(self._context.any, self._context.gather, distributed=self.is_distributed),
             tuple(self._loader_wrappers.values()),
         )
+        method, model, datamodule = entry.method, entry.model, entry.datamodule
         runs: dict[str, Callable[[Model, DataModule], bool]] = {
             "fit": here.fit,
             "test": here.test,
-            "validate": functools.partial(here.validate, checkpoint=checkpoint),
+            "validate": functools.partial(here.validate, checkpoint=entry.checkpoint),
         }
         run = runs[method]
         log_file = None
@@ -401,15 +373,22 @@ class Trainer:
 
 
 @attrs.frozen
-class _EntryJob:
-    """An entry point as a job for spawned processes (it pickles with its parts)."""
+class _Entry:
+    """One call of an entry point: which, on what (and, to validate, which checkpoint)."""
 
-    trainer: Trainer
     method: EntryPoint
     model: Model
     datamodule: DataModule
     checkpoint: Path | None = None
 
+
+@attrs.frozen
+class _EntryJob:
+    """An entry point as a job for spawned processes (it pickles with its parts)."""
+
+    trainer: Trainer
+    entry: _Entry
+
     def __call__(self, context: dist_support.Context, /) -> bool:
         self.trainer._context = context
-        return self.trainer._run_here(self.method, self.model, self.datamodule, self.checkpoint)
+        return self.trainer._run_here(self.entry)
