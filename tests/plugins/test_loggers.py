@@ -151,6 +151,7 @@ def _fit(root: str, steps: int, kill_at: int | None) -> None:
     trainer.fit(Logged(kill_at=kill_at), ClassifierData(size=64))
 
 
+@pytest.mark.faults
 def test_a_run_killed_and_resumed_writes_each_step_once(tmp_path: Path) -> None:
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     assert run_forked(_fit, str(whole), 12, None) == 0
