@@ -64,8 +64,8 @@ def _checkpoint_names(folder: Path) -> list[str]:
 class RetentionPlugin(Plugin):
     """Deletes old checkpoints: keeps the newest ``keep_newest`` and the best ``keep_best``.
 
-    After each checkpoint is written (and flushed to disk), rank 0 deletes the checkpoints
-    of the run that `retained` does not keep. The best are judged by
+    After each checkpoint is written (and flushed to disk), and when a resumed run starts,
+    rank 0 deletes the checkpoints of the run that `retained` does not keep. The best are judged by
     ``model.metrics[metric]`` as it was when each checkpoint was written (the last
     validation's value). Deleting is safe against a kill at any moment: it starts only
     once the new checkpoint is complete on disk, and the newest checkpoint, the one a run

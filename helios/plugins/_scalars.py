@@ -19,8 +19,9 @@ _OPTUNA_ID = "optuna"
 
 
 def as_number(value: object) -> float | None:
-    """``value`` as a float, or ``None`` when it is not a finite-or-infinite real number
-    (strings, booleans, NaN, tensors of more than one element are not).
+    """``value`` as a float, or ``None`` when it is no real number: strings, booleans, NaN
+    and tensors of more than one element are not; an int, a float (infinities included),
+    a NumPy scalar or a one-element tensor is.
 
     Examples:
         >>> from helios.plugins._scalars import as_number
@@ -139,7 +140,7 @@ class ScalarLoggerPlugin(Plugin):
             return
         if self._record_loaded is not None:
             self._rewind(self._record_loaded)
-        elif self.trainer.state.global_iteration == 0:
+        elif state.global_iteration == 0:
             self._restart()
         self._open()
         self._writing = True
