@@ -19,6 +19,9 @@ Scenarios:
   pass, halfway through a checkpoint write, after the write but before the rename,
   after the rename, and from outside at a random time); each run is then resumed and
   compared with an uninterrupted one.
+- SIGKILL sweep with retention: the same training with a `RetentionPlugin` (newest two,
+  best one) deleting old checkpoints, killed also right before and after a deletion;
+  nothing the policy keeps may go, nor the checkpoint a run resumes from.
 - SIGKILL 1 of 2 gloo ranks: each rank in turn killed from outside at a random time.
 - disk full during a checkpoint write: ENOSPC injected five ways, one of them a real
   tmpfs that fills up (skipped where no tmpfs can be mounted).
@@ -50,6 +53,7 @@ from benchmarks.campaign.disk import disk_full  # noqa: E402
 from benchmarks.campaign.processes import SEED  # noqa: E402
 from benchmarks.campaign.ranks import distributed_kill  # noqa: E402
 from benchmarks.campaign.results import Outcome  # noqa: E402
+from benchmarks.campaign.retention import retention_sweep  # noqa: E402
 from benchmarks.campaign.sweep import sigkill_sweep  # noqa: E402
 from tests.faults.bad_input.runner import run_matrix  # noqa: E402
 from tests.faults.bad_input.test_matrix import ROWS  # noqa: E402
@@ -116,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     log = args.log or workdir / "faults.log"
     scenarios: list[tuple[str, Callable[[], Outcome]]] = [
         ("sweep", lambda: sigkill_sweep(workdir / "sweep", args.seed, kills)),
+        (
+            "retention",
+            lambda: retention_sweep(workdir / "retention", args.seed, 7 if args.quick else 12),
+        ),
         ("ranks", lambda: distributed_kill(workdir / "ranks", args.seed, rounds)),
         ("disk", lambda: disk_full(workdir / "disk")),
         ("matrix", lambda: run_matrix(workdir / "matrix", ROWS)),

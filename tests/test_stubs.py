@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_sklearn_stubs_match_runtime() -> None:
+def test_sklearn_and_tensorboard_stubs_match_runtime() -> None:
     # Only what the stubs declare is checked (--ignore-missing-stub): they are minimal.
     completed = subprocess.run(
         [
@@ -18,6 +18,8 @@ def test_sklearn_stubs_match_runtime() -> None:
             "mypy.stubtest",
             "sklearn.datasets",
             "sklearn.utils",
+            "tensorboard.backend.event_processing.event_accumulator",
+            "tensorboard.plugins.hparams.metadata",
             "--mypy-config-file",
             "mypy.ini",
             "--ignore-missing-stub",

@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 import helios.trainer as hlt
@@ -94,14 +95,30 @@ def test_classifier_tutorial_trains_logs_and_resumes(tmp_path: Path) -> None:
     assert "[Validation 1] accuracy: " in log
     assert "[Validation 0]" not in log
     assert "[Validation 2]" in first.stderr  # on the console too
+    # Its own TensorBoard calls, unchanged, wrote into the plug-in's run folder.
+    board = _scalars(tmp_path / "runs" / "classifier")
+    assert board["val"][-1] == (2, float(100 * correct // total))
+    assert [step for step, _ in board["val"]] == [1, 2]
+    assert [step for step, _ in board["train/loss"]] == [10]
+    assert board["hparam/accuracy"] == [(0, float(100 * correct // total))]
 
     second = _run([str(CLASSIFIER)], tmp_path)
     newest = folder / "epoch_2_iter_16.pth"
     assert f"helios: resuming classifier from checkpoint {newest}" in second.stderr
+    assert _scalars(tmp_path / "runs" / "classifier") == board  # finished: left alone
     assert sorted(p.name for p in folder.iterdir()) == [
         "epoch_1_iter_8.pth",
         "epoch_2_iter_16.pth",
     ]
+
+
+def _scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run)).Reload()
+    assert events.Tags()["graph"] or "classifier_trial" in run.name  # add_graph: classifier
+    return {
+        tag: [(event.step, event.value) for event in events.Scalars(tag)]
+        for tag in events.Tags()["scalars"]
+    }
 
 
 def _check_trial(
@@ -122,6 +139,11 @@ def _check_trial(
         assert trial.value == pytest.approx(100 * correct / total)
     else:
         assert trial.value == 100 * correct // total
+    # What the model wrote to TensorBoard itself went to the trial's own run, once.
+    board = _scalars(tmp_path / "runs" / f"classifier_trial-{trial.number}")
+    assert board["validation/accuracy"] == [
+        (c, v) for c, v in sorted(trial.intermediate_values.items())
+    ]
 
 
 @pytest.mark.slow
@@ -140,6 +162,9 @@ def test_optuna_tutorial_runs_its_study_on_sqlite(tmp_path: Path) -> None:
     for trial in study.get_trials(states=[optuna.trial.TrialState.PRUNED]):
         # Pruned after its first validation cycle (steps are numbered from 1).
         assert sorted(trial.intermediate_values) == [1]
+        board = _scalars(tmp_path / "runs" / f"classifier_trial-{trial.number}")
+        assert board["validation/accuracy"] == [(1, trial.intermediate_values[1])]
+        assert "hparam/accuracy" in board  # its on_training_end ran, writing hparams
 
 
 TWO_PROCESSES = """

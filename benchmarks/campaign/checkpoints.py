@@ -33,16 +33,20 @@ def tree_difference(actual: object, expected: object, path: str) -> str | None:
     return None
 
 
-def _comparable(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+def _comparable(checkpoint: Mapping[str, Any], ignored: frozenset[str]) -> dict[str, Any]:
     state: TrainingState = checkpoint["training_state"]
     counters = {name: getattr(state, name) for name in _COUNTERS}
-    return {"training_state": counters, **{key: checkpoint[key] for key in _PARTS}}
+    parts = {key: checkpoint[key] for key in _PARTS}
+    parts["plugins"] = {k: v for k, v in parts["plugins"].items() if k not in ignored}
+    return {"training_state": counters, **parts}
 
 
-def checkpoint_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
-    """Where two loaded checkpoints differ (timings aside), or ``None`` when they hold the
-    same run at the same point."""
-    return tree_difference(_comparable(a), _comparable(b), "checkpoint")
+def checkpoint_difference(
+    a: Mapping[str, Any], b: Mapping[str, Any], ignored: frozenset[str] = frozenset()
+) -> str | None:
+    """Where two loaded checkpoints differ (timings and the states of the ``ignored``
+    plug-ins aside), or ``None`` when they hold the same run at the same point."""
+    return tree_difference(_comparable(a, ignored), _comparable(b, ignored), "checkpoint")
 
 
 def weights_damage(resumed: Mapping[str, torch.Tensor], uninterrupted: Weights) -> list[str]:
@@ -60,10 +64,12 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def inspect_checkpoints(
-    folder: Path, reference: Mapping[int, Mapping[str, Any]]
+    folder: Path,
+    reference: Mapping[int, Mapping[str, Any]],
+    ignored: frozenset[str] = frozenset(),
 ) -> tuple[list[int], list[str]]:
     """Load every checkpoint under a final name and compare it with the uninterrupted
-    run's checkpoint of the same iteration.
+    run's checkpoint of the same iteration (the ``ignored`` plug-ins' states aside).
 
     Returns:
         The iterations found, and what is damaged (unreadable or different files).
@@ -82,7 +88,7 @@ def inspect_checkpoints(
         if expected is None:
             damaged.append(f"{path.name}: the uninterrupted run has no checkpoint there")
             continue
-        difference = checkpoint_difference(content, expected)
+        difference = checkpoint_difference(content, expected, ignored)
         if difference is not None:
             damaged.append(f"{path.name} differs from the uninterrupted run's ({difference})")
     return found, damaged

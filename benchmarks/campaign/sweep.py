@@ -38,7 +38,7 @@ SWEEP_NAME = "swept"
 SWEEP_STEPS = 25
 SWEEP_EVERY = 3
 SWEEP_VALID_EVERY = 4
-_WRITE_KINDS = ("mid-write", "before-rename", "after-rename")
+WRITE_KINDS = ("mid-write", "before-rename", "after-rename")
 
 
 def sweep_trainer(root: Path, steps: int = SWEEP_STEPS) -> hlt.Trainer:
@@ -104,7 +104,9 @@ class KillPoint:
     put half its bytes in the temporary file), ``before-rename`` (write ``at`` is
     complete and flushed, not yet renamed), ``after-rename`` (write ``at`` is renamed, the
     folder not yet flushed), ``external`` (the parent sends SIGKILL ``at`` ms after the
-    first checkpoint appears, to a run slowed down to 30 ms a step).
+    first checkpoint appears, to a run slowed down to 30 ms a step), ``before-delete`` and
+    ``after-delete`` (around the ``at``-th deletion of a checkpoint by a
+    `helios.plugins.RetentionPlugin`; see `benchmarks.campaign.retention`).
     """
 
     kind: str
@@ -118,6 +120,8 @@ class KillPoint:
             "before-rename": f"checkpoint write {self.at}: written, not renamed",
             "after-rename": f"checkpoint write {self.at}: renamed, folder not synced",
             "external": f"from outside, {self.at} ms after the first checkpoint",
+            "before-delete": f"retention: before deleting checkpoint {self.at}",
+            "after-delete": f"retention: right after deleting checkpoint {self.at}",
         }[self.kind]
 
     def completed_writes(self) -> int | None:
@@ -141,7 +145,7 @@ def kill_points(seed: int = SEED, count: int = 12) -> list[KillPoint]:
     if not 5 < count <= 5 + SWEEP_STEPS:
         raise ValueError(f"count must be in 6..{5 + SWEEP_STEPS}, got {count}")
     rng = random.Random(seed)
-    points = [KillPoint(kind, rng.randint(1, writes)) for kind in _WRITE_KINDS]
+    points = [KillPoint(kind, rng.randint(1, writes)) for kind in WRITE_KINDS]
     points.append(KillPoint("validation", rng.randint(1, SWEEP_STEPS // SWEEP_VALID_EVERY)))
     points.append(KillPoint("external", rng.randint(0, 250)))
     steps = rng.sample(range(1, SWEEP_STEPS + 1), count - len(points))
@@ -149,7 +153,7 @@ def kill_points(seed: int = SEED, count: int = 12) -> list[KillPoint]:
     return points
 
 
-def _arm_write_kill(point: KillPoint) -> None:
+def arm_write_kill(point: KillPoint) -> None:
     """In the child: SIGKILL this process at ``point``'s checkpoint write."""
     calls = 0
     if point.kind == "mid-write":
@@ -189,16 +193,22 @@ def _arm_write_kill(point: KillPoint) -> None:
     replace_attribute(os, "replace", replace)
 
 
-def _train(root: str, out: str, point: KillPoint | None) -> None:
-    """Child: train (to die at ``point``), then save the final weights to ``out``."""
-    if point is not None and point.kind in _WRITE_KINDS:
-        _arm_write_kill(point)
-    model = KillableModel(
+def killable_model(point: KillPoint | None) -> KillableModel:
+    """The sweep's model, armed to die at ``point`` when it is a training step or a
+    validation pass (slowed down for a kill from outside)."""
+    return KillableModel(
         SWEEP_NAME,
         kill_at_iteration=point.at if point and point.kind == "train-step" else None,
         kill_in_cycle=point.at if point and point.kind == "validation" else None,
         pace=0.03 if point and point.kind == "external" else 0.0,
     )
+
+
+def _train(root: str, out: str, point: KillPoint | None) -> None:
+    """Child: train (to die at ``point``), then save the final weights to ``out``."""
+    if point is not None and point.kind in WRITE_KINDS:
+        arm_write_kill(point)
+    model = killable_model(point)
     sweep_trainer(Path(root)).fit(model, sweep_data())
     torch.save(weights(model), out)
 

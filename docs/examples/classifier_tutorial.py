@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import helios.core as hlc
 import helios.data as hld
 import helios.model as hlm
 import helios.optim as hlo
+import helios.plugins as hlp
 import helios.trainer as hlt
 from helios.core import logging
 
@@ -118,6 +120,12 @@ class ClassifierModel(hlm.Model):
         # If we had more networks, we would shift them to training mode here.
         self._net.train()
 
+    def on_training_start(self) -> None:
+        tb_logger = hlc.get_from_optional(logging.get_tensorboard_writer())
+
+        x = torch.randn((1, 3, 32, 32)).to(self.device)
+        tb_logger.add_graph(self._net, x)
+
     def train_step(self, batch: typing.Any, state: hlt.TrainingState) -> None:
         # Due to the simplicity of the code, we do both the forward and backward passes in
         # the training step, but you could also split it between the train_step and
@@ -148,6 +156,7 @@ class ClassifierModel(hlm.Model):
         # logging frequency we set when creating the trainer.
         if should_log:
             root_logger = logging.get_root_logger()
+            tb_logger = hlc.get_from_optional(logging.get_tensorboard_writer())
 
             loss_val = self._loss_items["loss"]
 
@@ -157,6 +166,29 @@ class ClassifierModel(hlm.Model):
                 f"running loss: {loss_val / state.running_iter:.3f} "
                 f"avg time: {state.average_iter_time:.2f}s"
             )
+            tb_logger.add_scalar("train/loss", loss_val, state.global_iteration)
+            tb_logger.add_scalar(
+                "train/running loss",
+                loss_val / state.running_iter,
+                state.global_iteration,
+            )
+
+    def on_training_end(self) -> None:
+        # For our example, we're going to save the hyper-params to the tensorboard log so
+        # we can compare with other runs.
+        # Notice that self._val_scores is active because we validate every epoch. If your
+        # validation frequency is different, you may need to alter this code.
+        # A run resumed after it had finished validates nothing: nothing to record.
+        if not self._val_scores:
+            return
+        total = self._val_scores["total"]
+        correct = self._val_scores["correct"]
+        accuracy = 100 * correct // total
+        writer = hlc.get_from_optional(logging.get_tensorboard_writer())
+        writer.add_hparams(
+            {"lr": 0.001, "momentum": 0.9, "epochs": 2},
+            {"hparam/accuracy": accuracy, "hparam/loss": self._loss_items["loss"].item()},
+        )
 
     def eval(self) -> None:
         self._net.eval()
@@ -183,6 +215,7 @@ class ClassifierModel(hlm.Model):
 
     def on_validation_end(self, validation_cycle: int) -> None:
         root_logger = logging.get_root_logger()
+        tb_logger = hlc.get_from_optional(logging.get_tensorboard_writer())
 
         # Grab the validation scores and compute the accuracy metric so we can log it. If
         # we were in distributed mode, you would need to gather the values here.
@@ -191,6 +224,7 @@ class ClassifierModel(hlm.Model):
         accuracy = 100 * correct // total
 
         root_logger.info(f"[Validation {validation_cycle}] accuracy: {accuracy}")
+        tb_logger.add_scalar("val", accuracy, validation_cycle)
 
 
 if __name__ == "__main__":
@@ -213,5 +247,6 @@ if __name__ == "__main__":
         chkpt_root=pathlib.Path.cwd() / "chkpt",
         log_root=pathlib.Path.cwd() / "logs",
     )
+    hlp.TensorBoardPlugin(pathlib.Path.cwd() / "runs").configure_trainer(trainer)
 
     trainer.fit(model, datamodule)

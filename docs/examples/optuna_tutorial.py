@@ -19,10 +19,12 @@ from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 from torch.nn.parallel import DistributedDataParallel as DDP  # noqa: N817
 
+import helios.core as hlc
 import helios.data as hld
 import helios.model as hlm
 import helios.nn as hln
 import helios.optim as hlo
+import helios.plugins as hlp
 import helios.trainer as hlt
 from helios.core import logging
 from helios.plugins.optuna import OptunaPlugin
@@ -175,6 +177,7 @@ class ClassifierModel(hlm.Model):
 
         if should_log:
             root_logger = logging.get_root_logger()
+            tb_logger = hlc.get_from_optional(logging.get_tensorboard_writer())
 
             loss_val = self._loss_items["loss"]
 
@@ -184,11 +187,22 @@ class ClassifierModel(hlm.Model):
                 f"running loss: {loss_val / state.running_iter:.3f} "
                 f"avg time: {state.average_iter_time:.2f}s"
             )
+            tb_logger.add_scalar("train/loss", loss_val, state.global_iteration)
+            tb_logger.add_scalar(
+                "train/running loss",
+                loss_val / state.running_iter,
+                state.global_iteration,
+            )
 
     def on_training_end(self) -> None:
         total = self._val_scores["total"]
         correct = self._val_scores["correct"]
         accuracy = 100 * correct / total
+        tb_logger = hlc.get_from_optional(logging.get_tensorboard_writer())
+        tb_logger.add_hparams(
+            self._tune_params,
+            {"hparam/accuracy": accuracy, "hparam/loss": self._loss_items["loss"].item()},
+        )
 
         if self.is_distributed and self.rank == 0:
             assert self.trainer.queue is not None
@@ -225,12 +239,19 @@ class ClassifierModel(hlm.Model):
 
     def on_validation_end(self, validation_cycle: int) -> None:
         root_logger = logging.get_root_logger()
+        tb_logger = hlc.get_from_optional(logging.get_tensorboard_writer())
 
         total = self._val_scores["total"]
         correct = self._val_scores["correct"]
         accuracy = 100 * correct // total
 
         root_logger.info(f"[Validation {validation_cycle}] accuracy: {accuracy}")
+        tb_logger.add_scalar("validation/accuracy", accuracy, validation_cycle)
+        tb_logger.add_scalar(
+            "validation/loss",
+            self._val_scores["loss"] / self._val_scores["steps"],
+            validation_cycle,
+        )
 
         # Report metrics to the trial
         plugin = self.trainer.plugins[OptunaPlugin.plugin_id]
@@ -260,6 +281,7 @@ def objective(trial: optuna.Trial, **devices: typing.Any) -> float:
         **devices,
     )
 
+    hlp.TensorBoardPlugin(pathlib.Path.cwd() / "runs").configure_trainer(trainer)
     plugin.configure_trainer(trainer)
     plugin.configure_model(model)
     trainer.fit(model, datamodule)

@@ -19,17 +19,23 @@ from helios.plugins._plugin import OVERRIDE_FLAGS as OVERRIDE_FLAGS
 from helios.plugins._plugin import BatchHooks as BatchHooks
 from helios.plugins._plugin import LifecycleHooks as LifecycleHooks
 from helios.plugins._plugin import MapLocation as MapLocation
+from helios.plugins._plugin import ObserverHooks as ObserverHooks
 from helios.plugins._plugin import Plugin as Plugin
 from helios.plugins._plugin import PluginProtocol as PluginProtocol
 from helios.plugins._plugin import StateHooks as StateHooks
 from helios.plugins._plugin import StopHook as StopHook
 from helios.plugins._plugin import UniquePluginOverrides as UniquePluginOverrides
+from helios.plugins._retention import RetentionPlugin as RetentionPlugin
+from helios.plugins._retention import retained as retained
+from helios.plugins._scalars import ScalarLoggerPlugin as ScalarLoggerPlugin
 from helios.plugins._table import PluginTable as PluginTable
 from helios.plugins._table import check_plugin as check_plugin
 from helios.plugins._table import decides_stop_at_validation as decides_stop_at_validation
 from helios.plugins._table import pass_through as pass_through
 from helios.plugins._table import register_plugin as register_plugin
 from helios.plugins._table import stop_decided_at_validation as stop_decided_at_validation
+from helios.plugins._tensorboard import CSVLoggerPlugin as CSVLoggerPlugin
+from helios.plugins._tensorboard import TensorBoardPlugin as TensorBoardPlugin
 
 __all__ = [
     "OVERRIDE_FLAGS",
@@ -37,15 +43,20 @@ __all__ = [
     "BatchHooks",
     "BatchPlugin",
     "BatchTransform",
+    "CSVLoggerPlugin",
     "CUDAPlugin",
     "DevicePlugin",
     "LifecycleHooks",
     "MapLocation",
+    "ObserverHooks",
     "Plugin",
     "PluginProtocol",
     "PluginTable",
+    "RetentionPlugin",
+    "ScalarLoggerPlugin",
     "StateHooks",
     "StopHook",
+    "TensorBoardPlugin",
     "TrainingState",
     "TreeTransform",
     "UniquePluginOverrides",
@@ -58,6 +69,7 @@ __all__ = [
     "identity",
     "pass_through",
     "register_plugin",
+    "retained",
     "select_keys",
     "stop_decided_at_validation",
     "take",

@@ -11,6 +11,7 @@ from helios.core._names import misnamed_members
 from helios.plugins._plugin import (
     DATA_MEMBERS,
     HOOK_PARAMETERS,
+    OPTIONAL_HOOK_PARAMETERS,
     OVERRIDE_FLAGS,
     TRAINER_SET_MEMBERS,
     Plugin,
@@ -114,10 +115,13 @@ def check_plugin(plugin: object) -> None:
 
 
 def _bad_hooks(plugin: object) -> list[str]:
-    """What is wrong with each hook that cannot be called as the trainer calls it."""
+    """What is wrong with each hook that cannot be called as the trainer calls it (the
+    optional hooks too, where the plug-in has them)."""
     bad: list[str] = []
-    for name, params in HOOK_PARAMETERS.items():
-        hook = getattr(plugin, name)
+    for name, params in {**HOOK_PARAMETERS, **OPTIONAL_HOOK_PARAMETERS}.items():
+        hook = getattr(plugin, name, None)
+        if hook is None and name in OPTIONAL_HOOK_PARAMETERS:
+            continue
         expected = f"{name}(self{''.join(', ' + p for p in params)})"
         if not callable(hook):
             bad.append(f"{name} is not callable; expected {expected}")
@@ -296,5 +300,6 @@ def _warn_unclaimed(plugin: PluginProtocol, claims: frozenset[str]) -> None:
 def _warn_misnamed(plugin: PluginProtocol) -> None:
     cls = type(plugin)
     base = Plugin if Plugin in cls.__mro__ else None
-    for problem in misnamed_members(cls, base, HOOK_PARAMETERS, {}):
+    hooks = {**HOOK_PARAMETERS, **OPTIONAL_HOOK_PARAMETERS}
+    for problem in misnamed_members(cls, base, hooks, {}):
         warn(f"plug-in {_describe(plugin)}: {problem}")

@@ -206,9 +206,14 @@ class OptunaPlugin(Plugin):
         return True
 
     def on_training_end(self) -> None:
-        """In one process, end a pruned trial: the model's hook runs, then `TrialPruned`."""
+        """In one process, end a pruned trial: the ``on_training_end`` of the plug-ins
+        registered after this one and of the model run, then `TrialPruned` is raised."""
         if self._pruned_at is None or self.is_distributed:
             return
+        plugins = list(self.trainer.plugins.values())
+        mine = next(index for index, plugin in enumerate(plugins) if plugin is self)
+        for later in plugins[mine + 1 :]:
+            later.on_training_end()  # a logger records the trial's end, for one
         model = self.trainer.model
         if model is not None:
             model.on_training_end()

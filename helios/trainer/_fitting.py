@@ -11,122 +11,21 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-import attrs
 import torch
 from torch.utils.data import DataLoader
 
 import helios.core.loop as lp
 from helios.core import TrainingState
-from helios.core.loop import checkpoint_name, state_to_dict
 from helios.data import ResumableSampler
 from helios.model import Model
-from helios.plugins import MapLocation
-from helios.trainer._checkpoint import (
-    FORMAT_VERSION,
-    CheckpointError,
-    capture_rng,
-    find_checkpoints,
-    load_checkpoint,
-    remove_partial_writes,
-    restore_rng,
-    save_checkpoint,
-    training_state_of,
-)
-from helios.trainer._logging import logger
+from helios.trainer._checkpoint import restore_rng
 from helios.trainer._plan import DispatchPlan
 from helios.trainer._progress import Progress
+from helios.trainer._run_checkpoints import RunCheckpoints
 
-__all__ = ["Collectives", "RunCheckpoints", "TrainingRun", "evaluate", "run_testing"]
-
-
-@attrs.frozen
-class Collectives:
-    """What a run needs of the other processes (identity functions in one process)."""
-
-    #: True on every rank when true on any rank.
-    any: Callable[[bool], bool]
-    #: Every rank's value, in rank order.
-    gather: Callable[[Any], list[Any]]
-    distributed: bool = False
-
-
-@attrs.frozen
-class RunCheckpoints:
-    """Writing and resuming a model's checkpoints from one process of a run."""
-
-    folder: Path | None
-    rank: int
-    map_loc: MapLocation
-    collectives: Collectives
-
-    def resume(
-        self, model: Model, plan: DispatchPlan
-    ) -> tuple[TrainingState, dict[str, Any] | None]:
-        """Load the newest checkpoint into the model and plug-ins; its state and this
-        rank's random-generator states (a fresh state and ``None`` without one)."""
-        folder = self.folder
-        if folder is None:
-            return TrainingState(), None
-        if self.rank == 0:
-            remove_partial_writes(folder)
-        found = find_checkpoints(folder)
-        if not found:
-            return TrainingState(), None
-        newest = found[-1]
-        content = load_checkpoint(newest, self.map_loc)
-        try:
-            model.load_state_dict(content["model"])
-        except Exception as error:
-            raise CheckpointError(
-                f"checkpoint {newest} does not fit model {model.save_name!r}: {error}. Was it "
-                "written by another model? Use another save_name or chkpt_root to start over."
-            ) from error
-        saved_plugins = content["plugins"]
-        for plugin in plan.plugins:
-            if plugin.plug_id in saved_plugins:
-                plugin.load_state_dict(saved_plugins[plugin.plug_id])
-        if self.rank == 0:
-            logger.info("resuming %s from checkpoint %s", model.save_name, newest)
-        rng_states = content["rng"]
-        if not isinstance(rng_states, list) or not rng_states:
-            raise CheckpointError(f"checkpoint {newest} has no random-generator states")
-        # Each rank continues its own random stream (a smaller run reuses rank 0's).
-        rng = rng_states[self.rank] if self.rank < len(rng_states) else rng_states[0]
-        return training_state_of(content), rng
-
-    def load_for_testing(self, model: Model) -> None:
-        """Load the newest checkpoint's model state for testing, or call
-        ``model.load_for_testing()`` when there is none."""
-        found = find_checkpoints(self.folder) if self.folder is not None else []
-        if not found:
-            model.load_for_testing()
-            return
-        content = load_checkpoint(found[-1], self.map_loc)
-        try:
-            model.load_state_dict(content["model"], fast_init=True)
-        except Exception as error:
-            raise CheckpointError(
-                f"checkpoint {found[-1]} does not fit model {model.save_name!r}: {error}"
-            ) from error
-
-    def save(self, model: Model, plan: DispatchPlan, state: TrainingState) -> None:
-        """Write a checkpoint of ``state`` (rank 0 writes; every rank's RNG is kept)."""
-        rng_states = self.collectives.gather(capture_rng())
-        if self.rank != 0:
-            return
-        assert self.folder is not None
-        content = {
-            "version": FORMAT_VERSION,
-            "training_state": state_to_dict(state),
-            "model": model.state_dict(),
-            "plugins": {plugin.plug_id: plugin.state_dict() for plugin in plan.plugins},
-            "rng": rng_states,
-            "data": {"epoch": state.global_epoch, "position": state.dataset_iter},
-        }
-        save_checkpoint(self.folder / checkpoint_name(state), content)
+__all__ = ["TrainingRun", "evaluate", "run_testing", "run_validation"]
 
 
 def evaluate(
@@ -143,6 +42,25 @@ def evaluate(
             before(index)
             run_step(processed, index)
             after(index)
+
+
+def run_validation(model: Model, plan: DispatchPlan, batches: Iterable[Any], cycle: int) -> None:
+    """A validation pass: plug-ins' then the model's start hooks, the batches (no
+    gradients), the end hooks; the model is left in evaluation mode."""
+    for plugin in plan.plugins:
+        plugin.on_validation_start(cycle)
+    model.on_validation_start(cycle)
+    model.eval()
+    evaluate(
+        batches,
+        plan.validation_batch,
+        model.on_validation_batch_start,
+        model.valid_step,
+        model.on_validation_batch_end,
+    )
+    for plugin in plan.plugins:
+        plugin.on_validation_end(cycle)
+    model.on_validation_end(cycle)
 
 
 def run_testing(model: Model, plan: DispatchPlan, batches: Iterable[Any]) -> None:
@@ -210,6 +128,7 @@ class TrainingRun:
         """Train from ``state`` (``rng``: the generators to restore on resuming)."""
         self._rng = rng
         model, plan = self._model, self._plan
+        self._on_state(state)  # hooks from on_training_start on see where the run stands
         for plugin in plan.plugins:
             plugin.on_training_start()
         model.on_training_start()
@@ -249,12 +168,18 @@ class TrainingRun:
                 self._start_epoch(epoch, skip, state)
             case lp.Log(logged):
                 self._log(self._model, logged)
+                for log_hook in self._plan.on_training_log:
+                    log_hook(logged)
             case lp.AskStop(combine, early):
                 return lp.StopAnswered(self._ask_stop(combine, early))
             case lp.Validate(cycle):
                 return lp.ValidationRan(self._validate(cycle))
             case lp.Checkpoint(saved):
-                self._checkpoints.save(self._model, self._plan, saved)
+                self._on_state(saved)  # plug-ins' state_dict may read what is recorded
+                path = self._checkpoints.save(self._model, self._plan, saved)
+                if path is not None:
+                    for saved_hook in self._plan.on_checkpoint_saved:
+                        saved_hook(path, saved)
             case lp.EndTraining(mid_epoch):
                 if mid_epoch:
                     self._model.on_training_epoch_end(self._epoch)
@@ -319,20 +244,9 @@ class TrainingRun:
     def _validate(self, cycle: int) -> bool:
         model, plan, loader = self._model, self._plan, self._valid_loader
         assert loader is not None  # the trainer refuses valid_frequency without a loader
-        for plugin in plan.plugins:
-            plugin.on_validation_start(cycle)
-        model.on_validation_start(cycle)
-        model.eval()
         batches = Progress.wrap(loader, "validation") if self._progress is not None else loader
-        evaluate(
-            batches,
-            plan.validation_batch,
-            model.on_validation_batch_start,
-            model.valid_step,
-            model.on_validation_batch_end,
-        )
-        for plugin in plan.plugins:
-            plugin.on_validation_end(cycle)
-        model.on_validation_end(cycle)
+        run_validation(model, plan, batches, cycle)
+        for observe in plan.on_validation_metrics:
+            observe(cycle)
         model.train()
         return model.have_metrics_improved()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
 
 from helios.core import TrainingState
 from helios.plugins import PluginProtocol, PluginTable, decides_stop_at_validation
+from helios.plugins._plugin import is_default_hook
 
-__all__ = ["DispatchPlan"]
+__all__ = ["DispatchPlan", "describe_plugins"]
 
 
 def _keep_batch(batch: Any, _: Any) -> Any:
@@ -19,6 +21,12 @@ def _keep_batch(batch: Any, _: Any) -> Any:
 
 def _never() -> bool:
     return False
+
+
+def _observers(plugins: tuple[PluginProtocol, ...], hook: str) -> tuple[Any, ...]:
+    """The plug-ins' optional ``hook``, bound, in call order (those that have one)."""
+    found = (getattr(plugin, hook, None) for plugin in plugins)
+    return tuple(bound for bound in found if callable(bound) and not is_default_hook(bound))
 
 
 @attrs.frozen
@@ -32,6 +40,11 @@ class DispatchPlan:
     should_stop: Callable[[], bool]
     #: A plug-in claimed ``should_training_stop`` and may answer yes after any batch.
     stops_per_batch: bool
+    #: The optional hooks (`helios.plugins.ObserverHooks`) of the plug-ins that have them.
+    on_training_log: tuple[Callable[[TrainingState], None], ...] = ()
+    on_validation_metrics: tuple[Callable[[int], None], ...] = ()
+    on_checkpoint_saved: tuple[Callable[[Path, TrainingState], None], ...] = ()
+    teardown: tuple[Callable[[], None], ...] = ()
 
     @classmethod
     def build(cls, table: PluginTable) -> DispatchPlan:
@@ -40,8 +53,9 @@ class DispatchPlan:
         valid_batch = table.claimant("validation_batch")
         test_batch = table.claimant("testing_batch")
         stopper = table.claimant("should_training_stop")
+        plugins = tuple(table.values())
         return cls(
-            plugins=tuple(table.values()),
+            plugins=plugins,
             training_batch=(
                 _keep_batch if trainer_batch is None else trainer_batch.process_training_batch
             ),
@@ -52,4 +66,65 @@ class DispatchPlan:
             should_stop=_never if stopper is None else stopper.should_training_stop,
             stops_per_batch=stopper is not None
             and not decides_stop_at_validation(stopper.should_training_stop),
+            on_training_log=_observers(plugins, "on_training_log"),
+            on_validation_metrics=_observers(plugins, "on_validation_metrics"),
+            on_checkpoint_saved=_observers(plugins, "on_checkpoint_saved"),
+            teardown=_observers(plugins, "teardown"),
         )
+
+
+#: The table's columns for the unique slots, in `OVERRIDE_FLAGS` order.
+_SLOT_HEADINGS = {
+    "training_batch": "training batch",
+    "validation_batch": "validation batch",
+    "testing_batch": "testing batch",
+    "should_training_stop": "stop",
+}
+#: The optional hooks, as the table names them.
+_WATCH_NAMES = {
+    "on_training_log": "log",
+    "on_validation_metrics": "metrics",
+    "on_checkpoint_saved": "checkpoints",
+    "teardown": "teardown",
+}
+
+
+def describe_plugins(table: PluginTable) -> str:
+    """The plug-ins of ``table`` in call order, with the unique slot(s) each owns (``x``)
+    and the optional hooks it watches with, as a plain-text table."""
+    headings = ("id", "class", *_SLOT_HEADINGS.values(), "watches")
+    if not table:
+        return (
+            "no plug-ins registered: batches reach the model unchanged and the model "
+            "alone decides to stop"
+        )
+    rows = [headings]
+    for plug_id, plugin in table.items():
+        claims = table.claims(plug_id)
+        watches = [
+            shown
+            for hook, shown in _WATCH_NAMES.items()
+            if callable(found := getattr(plugin, hook, None)) and not is_default_hook(found)
+        ]
+        rows.append(
+            (
+                plug_id,
+                type(plugin).__qualname__,
+                *("x" if flag in claims else "-" for flag in _SLOT_HEADINGS),
+                ", ".join(watches) or "-",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(headings))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    free = [flag for flag in _SLOT_HEADINGS if table.claimant(flag) is None]
+    notes = []
+    if batches := [_SLOT_HEADINGS[flag] for flag in free if flag != "should_training_stop"]:
+        notes.append(f"{', '.join(batches)} (passed to the model unchanged)")
+    if "should_training_stop" in free:
+        notes.append("stop (the model alone decides)")
+    if notes:
+        lines.append("unclaimed: " + "; ".join(notes))
+    return "\n".join(lines)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -11,10 +14,11 @@ from helios.core import TrainingState
 from helios.data import DataModule, LoaderWrapper, ResumableSampler
 from helios.model import Model
 from helios.trainer import _distributed as dist_support
-from helios.trainer._fitting import Collectives, RunCheckpoints, TrainingRun, run_testing
+from helios.trainer._fitting import TrainingRun, run_testing, run_validation
 from helios.trainer._logging import log_progress
 from helios.trainer._plan import DispatchPlan
 from helios.trainer._progress import Progress
+from helios.trainer._run_checkpoints import Collectives, RunCheckpoints
 from helios.trainer._settings import seed_and_determinism
 
 if TYPE_CHECKING:
@@ -40,13 +44,10 @@ class ProcessRun:
     def fit(self, model: Model, datamodule: DataModule) -> bool:
         """Train, resuming from the newest checkpoint."""
         trainer = self.trainer
-        plan = self._prepare(model, datamodule, fast_init=False)
-        try:
-            train_loader = self._loader(datamodule.train_dataloader(), "train_dataloader()")
-            if train_loader is None:
-                raise ValueError(
-                    "the data module returned no training data: train_dataloader() gave None"
-                )
+        with self._session(model, datamodule, fast_init=False) as plan:
+            train_loader = self._required(
+                datamodule.train_dataloader(), "train_dataloader()", "training"
+            )
             valid_loader = self._loader(datamodule.valid_dataloader(), "valid_dataloader()")
             if valid_loader is None and trainer.config.valid_frequency is not None:
                 raise ValueError(
@@ -55,7 +56,6 @@ class ProcessRun:
                 )
             checkpoints = self._checkpoints(model)
             state, rng = checkpoints.resume(model, plan)
-            shown = trainer.enable_progress_bar and trainer.rank == 0
             TrainingRun(
                 config=trainer.config,
                 model=model,
@@ -63,30 +63,54 @@ class ProcessRun:
                 loader=train_loader,
                 valid_loader=valid_loader,
                 checkpoints=checkpoints,
-                progress=Progress(trainer, state) if shown else None,
+                progress=Progress(trainer, state) if self._shown else None,
                 log=self._log,
                 on_state=self._set_state,
             ).run(state, rng)
-        finally:
-            datamodule.teardown()
         return True
 
     def test(self, model: Model, datamodule: DataModule) -> bool:
         """Test the newest checkpoint (or what ``model.load_for_testing()`` loads)."""
-        trainer = self.trainer
-        plan = self._prepare(model, datamodule, fast_init=True)
-        try:
-            loader = self._loader(datamodule.test_dataloader(), "test_dataloader()")
-            if loader is None:
-                raise ValueError(
-                    "the data module returned no test data: test_dataloader() gave None"
-                )
+        with self._session(model, datamodule, fast_init=True) as plan:
+            loader = self._required(datamodule.test_dataloader(), "test_dataloader()", "test")
             self._checkpoints(model).load_for_testing(model)
-            shown = trainer.enable_progress_bar and trainer.rank == 0
-            run_testing(model, plan, Progress.wrap(loader, "testing") if shown else loader)
-        finally:
-            datamodule.teardown()
+            run_testing(model, plan, Progress.wrap(loader, "testing") if self._shown else loader)
         return True
+
+    def validate(self, model: Model, datamodule: DataModule, checkpoint: Path | None) -> bool:
+        """One validation pass on ``checkpoint``: by default the newest, or what
+        ``model.load_for_testing()`` loads when there is none. The pass's cycle number is
+        the number of validation cycles the checkpoint's run had completed."""
+        with self._session(model, datamodule, fast_init=True) as plan:
+            loader = self._required(
+                datamodule.valid_dataloader(), "valid_dataloader()", "validation"
+            )
+            state = self._checkpoints(model).load_for_testing(model, checkpoint)
+            self._set_state(state)
+            batches = Progress.wrap(loader, "validation") if self._shown else loader
+            run_validation(model, plan, batches, state.validation_cycles)
+        return True
+
+    @property
+    def _shown(self) -> bool:
+        """Whether this process shows progress bars."""
+        return self.trainer.enable_progress_bar and self.trainer.rank == 0
+
+    @contextlib.contextmanager
+    def _session(
+        self, model: Model, datamodule: DataModule, *, fast_init: bool
+    ) -> Iterator[DispatchPlan]:
+        """Set the run up; at the end, whatever happened, the plug-ins' ``teardown`` and
+        then the data module's."""
+        plan = self._prepare(model, datamodule, fast_init=fast_init)
+        try:
+            yield plan
+        finally:
+            try:
+                for teardown in plan.teardown:
+                    teardown()
+            finally:
+                datamodule.teardown()
 
     def _prepare(self, model: Model, datamodule: DataModule, fast_init: bool) -> DispatchPlan:
         """Give the model, the data module and the plug-ins the run's facts; set them up."""
@@ -121,6 +145,12 @@ class ProcessRun:
             plugin.setup()
         model.setup(fast_init)
         return plan
+
+    def _required(self, loader: DataLoader[Any] | None, what: str, phase: str) -> DataLoader[Any]:
+        found = self._loader(loader, what)
+        if found is None:
+            raise ValueError(f"the data module returned no {phase} data: {what} gave None")
+        return found
 
     def _loader(self, loader: DataLoader[Any] | None, what: str) -> DataLoader[Any] | None:
         if loader is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Literal, Never, TypeVar
 
@@ -16,8 +17,9 @@ from helios.model import Model
 from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_plugin
 from helios.trainer import _distributed as dist_support
 from helios.trainer._entry_checks import check_entry
-from helios.trainer._fitting import Collectives
 from helios.trainer._logging import logger, run_logging
+from helios.trainer._plan import describe_plugins
+from helios.trainer._run_checkpoints import Collectives, checkpoint_to_validate
 from helios.trainer._runs import ProcessRun
 from helios.trainer._settings import TrainerSettings, resolve_devices
 from helios.trainer._spawn import Launch, spawn
@@ -28,7 +30,7 @@ __all__ = ["Trainer"]
 P = TypeVar("P")
 
 #: The trainer's entry points, as a job names them.
-EntryPoint = Literal["fit", "test"]
+EntryPoint = Literal["fit", "test", "validate"]
 
 
 #: Settings copied to the trainer's attributes of the same names.
@@ -192,6 +194,12 @@ class Trainer:
         self._plugins = register_plugin(self._plugins, plugin)
         plugin.trainer = self
 
+    def describe(self) -> str:
+        """The registered plug-ins as a plain-text table: in call order, the unique slot
+        each owns (training, validation or testing batch, stop) and the optional hooks
+        it watches the run with. Print it before `fit` to see who does what."""
+        return describe_plugins(self._plugins)
+
     def plugin(self, plug_id: str, cls: type[P]) -> P:
         """The plug-in ``plug_id``, checked to be a ``cls`` (typed lookup)."""
         return self._plugins.get_as(plug_id, cls)
@@ -271,7 +279,7 @@ class Trainer:
                 improvement, ...).
         """
         check_entry(model, datamodule, self._config, training=True)
-        return self._enter("fit", model, datamodule)
+        return self._enter(_Entry("fit", model, datamodule))
 
     def test(self, model: Model, datamodule: DataModule) -> bool:
         """Test ``model`` on ``datamodule``'s test data.
@@ -280,9 +288,34 @@ class Trainer:
         none.
         """
         check_entry(model, datamodule, self._config, training=False)
-        return self._enter("test", model, datamodule)
+        return self._enter(_Entry("test", model, datamodule))
 
-    def _enter(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
+    def validate(
+        self,
+        model: Model,
+        datamodule: DataModule,
+        *,
+        checkpoint: Literal["newest", "best"] | Path = "newest",
+    ) -> bool:
+        """One validation pass over ``datamodule``'s validation data on a checkpoint of
+        ``model``, set up for inference as `test` does; the result is in ``model.metrics``.
+
+        Args:
+            checkpoint: ``"newest"`` (with none, ``model.load_for_testing()`` is called),
+                ``"best"`` (by the registered `helios.plugins.RetentionPlugin`'s metric),
+                or the path of a checkpoint file.
+
+        Raises:
+            ValueError: a ``checkpoint`` that is none of these, or ``"best"`` that cannot
+                be found (see `checkpoint_to_validate`).
+            FileNotFoundError: a path that is not a file.
+        """
+        check_entry(model, datamodule, self._config, training=False)
+        path = checkpoint_to_validate(self._plugins, self.checkpoint_folder(model), checkpoint)
+        return self._enter(_Entry("validate", model, datamodule, path))
+
+    def _enter(self, entry: _Entry) -> bool:
+        method = entry.method
         backend = "gloo" if self.use_cpu else "nccl"
         if self._needs_spawn():
             self.queue = dist_support.ResultQueue()
@@ -294,12 +327,12 @@ class Trainer:
                 label=method,
                 passthrough=self._passthrough(method),
             )
-            spawn(_EntryJob(self, method, model, datamodule), launch, self.queue)
+            spawn(_EntryJob(self, entry), launch, self.queue)
             return True
         with dist_support.process_group(
             self._context, backend=backend, timeout=self.collective_timeout, device=self.device
         ):
-            return self._run_here(method, model, datamodule)
+            return self._run_here(entry)
 
     def _needs_spawn(self) -> bool:
         return self.world_size > 1 and not self._context.in_process_group
@@ -308,15 +341,21 @@ class Trainer:
         """The exceptions that leave ``method`` unchanged."""
         return tuple(self.train_exceptions if method == "fit" else self.test_exceptions)
 
-    def _run_here(self, method: EntryPoint, model: Model, datamodule: DataModule) -> bool:
-        """Run ``fit`` or ``test`` in this process: a registered exception passes through
-        unlogged, any other is logged with its traceback and re-raised."""
+    def _run_here(self, entry: _Entry) -> bool:
+        """Run ``fit``, ``test`` or ``validate`` in this process: a registered exception
+        passes through unlogged, any other is logged with its traceback and re-raised."""
         here = ProcessRun(
             self,
             Collectives(self._context.any, self._context.gather, distributed=self.is_distributed),
             tuple(self._loader_wrappers.values()),
         )
-        run = here.fit if method == "fit" else here.test
+        method, model, datamodule = entry.method, entry.model, entry.datamodule
+        runs: dict[str, Callable[[Model, DataModule], bool]] = {
+            "fit": here.fit,
+            "test": here.test,
+            "validate": functools.partial(here.validate, checkpoint=entry.checkpoint),
+        }
+        run = runs[method]
         log_file = None
         if self.enable_file_logging and self.rank == 0:
             assert self.log_root is not None
@@ -334,14 +373,22 @@ class Trainer:
 
 
 @attrs.frozen
-class _EntryJob:
-    """``fit`` or ``test`` as a job for spawned processes (it pickles with its parts)."""
+class _Entry:
+    """One call of an entry point: which, on what (and, to validate, which checkpoint)."""
 
-    trainer: Trainer
     method: EntryPoint
     model: Model
     datamodule: DataModule
+    checkpoint: Path | None = None
+
+
+@attrs.frozen
+class _EntryJob:
+    """An entry point as a job for spawned processes (it pickles with its parts)."""
+
+    trainer: Trainer
+    entry: _Entry
 
     def __call__(self, context: dist_support.Context, /) -> bool:
         self.trainer._context = context
-        return self.trainer._run_here(self.method, self.model, self.datamodule)
+        return self.trainer._run_here(self.entry)

@@ -161,7 +161,7 @@ def test_a_machine_dies_and_the_other_resumes_its_trial(
     deadline = time.monotonic() + 120
     try:
         folder = None
-        while folder is None or len(hlt.find_checkpoints(folder)) < 2:
+        while folder is None or tune.study.resume_epoch(folder) < 2:
             assert victim.poll() is None, "the victim finished before it could be killed"
             assert time.monotonic() < deadline, "the victim wrote no checkpoints"
             trial = running_trial_of(postgres_url, victim.pid)

@@ -164,8 +164,8 @@ class Options:
     )
     plot: bool = option(
         False,
-        "write optimisation-history and parameter-importance plots to the workdir (needs "
-        "matplotlib: pip install -e '.[plot]')",
+        "write optimisation-history, intermediate-value and parameter-importance plots to "
+        "the workdir (needs matplotlib: pip install -e '.[plot]')",
         parse=None,
     )
     heartbeat: int = option(

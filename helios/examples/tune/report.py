@@ -26,6 +26,7 @@ from helios.examples.tune.study import (
 )
 
 __all__ = [
+    "PLOTS",
     "Tested",
     "epochs_run",
     "evaluate_best",
@@ -194,23 +195,32 @@ def seconds_per_epoch(trials: Sequence[FrozenTrial]) -> float:
     return ratio
 
 
-def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
-    """Save the optimisation history and the parameter importances as PNG files."""
+#: The plots ``--plot`` writes, by file name.
+PLOTS = ("optimization-history.png", "intermediate-values.png", "param-importances.png")
+
+
+def write_plots(study: optuna.Study, folder: Path, seed: int = 0) -> list[Path]:
+    """Save the optimisation history, the intermediate values (the validation accuracy of
+    every trial after each epoch: where pruned trials stop) and the parameter importances
+    (with ``seed`` for its random forest) as PNG files in ``folder``."""
     matplotlib = importlib.import_module("matplotlib")
     matplotlib.use("Agg")  # files only, no window
     pyplot = importlib.import_module("matplotlib.pyplot")
+    from optuna.importance import FanovaImportanceEvaluator
     from optuna.visualization import matplotlib as optuna_plots
 
     written = []
     with warnings.catch_warnings():
         # Optuna marks its matplotlib back end experimental.
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        plots: list[tuple[str, Any]] = [
-            ("optimization-history.png", optuna_plots.plot_optimization_history)
-        ]
+        plots: dict[str, Any] = {
+            PLOTS[0]: optuna_plots.plot_optimization_history,
+            PLOTS[1]: optuna_plots.plot_intermediate_values,
+        }
         if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) > 1:
-            plots.append(("param-importances.png", optuna_plots.plot_param_importances))
-        for name, plot in plots:
+            evaluator = FanovaImportanceEvaluator(seed=seed)
+            plots[PLOTS[2]] = lambda s: optuna_plots.plot_param_importances(s, evaluator=evaluator)
+        for name, plot in plots.items():
             axes: Any = plot(study)
             path = folder / name
             axes.figure.savefig(path, bbox_inches="tight")

@@ -164,7 +164,7 @@ def run_study(options: Options, study: optuna.Study) -> int:
     tested = evaluate_best(options, study)
     print(summary(options, study, tested, wall, new), flush=True)
     if options.plot:
-        for path in write_plots(study, options.workdir):
+        for path in write_plots(study, options.workdir, options.seed):
             print(f"plot: {path}")
     if failed:
         print(f"error: worker(s) {failed} failed (see above)", file=sys.stderr)

@@ -1,8 +1,9 @@
 """The study: opening it, queueing interrupted trials again, and the objective.
 
 A trial trains `DigitsClassifier` with a checkpoint after every epoch, under
-``<checkpoints>/digits_trial-<n>/``. A retried trial (its process died, or Ctrl-C) gets a
-new number but keeps the original's save name, so it resumes from those checkpoints.
+``<checkpoints>/digits_trial-<n>/``, where a `RetentionPlugin` keeps the newest alone. A
+retried trial (its process died, or Ctrl-C) gets a new number but keeps the original's
+save name, so it resumes from those checkpoints.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from helios.examples.tune.data import DigitsData
 from helios.examples.tune.model import METRIC, DigitsClassifier, suggest_hyper
 from helios.examples.tune.options import Options
 from helios.examples.tune.storage import mask_password
+from helios.plugins import RetentionPlugin
 from helios.plugins.optuna import OptunaPlugin
 from helios.trainer import parse_checkpoint_name
 
@@ -34,7 +36,6 @@ __all__ = [
     "ATTR_WORKER",
     "Objective",
     "fail_dead_trials",
-    "keep_newest_checkpoint",
     "make_pruner",
     "make_trainer",
     "open_study",
@@ -141,18 +142,6 @@ def resume_epoch(folder: Path | None) -> int:
     return 0 if parsed is None else parsed[0]
 
 
-def keep_newest_checkpoint(folder: Path | None) -> None:
-    """Delete all but the newest checkpoint of a finished trial (the one to test).
-
-    The only place where this example deletes checkpoints: a retention policy of the
-    trainer's can take its place.
-    """
-    if folder is None:
-        return
-    for path in hlt.find_checkpoints(folder)[:-1]:
-        path.unlink(missing_ok=True)
-
-
 def make_trainer(options: Options, **overrides: Any) -> hlt.Trainer:
     """The trainer of one trial: epochs, validation and a checkpoint after each."""
     settings: dict[str, Any] = {
@@ -182,6 +171,9 @@ class Objective:
         trainer = make_trainer(options)
         plugin = OptunaPlugin(trial, METRIC)
         plugin.configure_trainer(trainer)  # registers; TrialPruned leaves fit as it is
+        # After each epoch's checkpoint, the older ones go: a trial resumes from, and is
+        # tested with, its newest.
+        RetentionPlugin(keep_newest=1).configure_trainer(trainer)
         model = DigitsClassifier(step_delay=options.step_delay, threads=options.threads)
         plugin.configure_model(model)  # save name digits_trial-<original number>
         if trainer.is_distributed:
@@ -201,10 +193,6 @@ class Objective:
         except KeyboardInterrupt:
             trial.set_user_attr(ATTR_INTERRUPTED, True)
             raise
-        except optuna.TrialPruned:
-            keep_newest_checkpoint(folder)
-            raise
-        keep_newest_checkpoint(folder)
         if trainer.queue is None:
             return model.metrics[METRIC]
         return float(trainer.queue.get(timeout=60)[METRIC])
