@@ -144,7 +144,7 @@ def _recorder(
 
 def record_hook_order() -> list[tuple[str, str]]:
     """Fit a recording model with two recording plug-ins (``mover`` claims the batches,
-    ``tuner`` the stop question and has the optional hooks): one step, after which
+    ``tuner`` the stop question and gives a run watcher): one step, after which
     validation, logging and a checkpoint are all due. Returns ``(who, hook)`` in order."""
     import torch
     from torch.utils.data import DataLoader, TensorDataset
@@ -154,7 +154,7 @@ def record_hook_order() -> list[tuple[str, str]]:
     import helios.plugins as hlp
     import helios.trainer as hlt
     from helios.model import MODEL_HOOKS
-    from helios.plugins._plugin import HOOK_PARAMETERS, OPTIONAL_HOOK_PARAMETERS
+    from helios.plugins._plugin import HOOK_PARAMETERS
 
     calls: list[tuple[str, str]] = []
 
@@ -182,6 +182,18 @@ def record_hook_order() -> list[tuple[str, str]]:
             super().__init__("tuner")
             self.unique_overrides.should_training_stop = True
 
+        def setup(self) -> None:
+            def told(what: str) -> Callable[..., None]:
+                return lambda *_: calls.append(("watcher", what))
+
+            watcher = hlp.RunWatcher(
+                on_log=told("on_log"),
+                on_metrics=told("on_metrics"),
+                on_checkpoint=told("on_checkpoint"),
+                on_end=told("on_end"),
+            )
+            self.trainer.watch(self.plug_id, watcher)
+
     class Recorded(hlm.Model):
         def setup(self, fast_init: bool = False) -> None:
             self.net = torch.nn.Linear(2, 1)
@@ -200,7 +212,7 @@ def record_hook_order() -> list[tuple[str, str]]:
     recording(
         Tuner,
         lambda plugin: plugin.plug_id,
-        [*lifecycle, "should_training_stop", *OPTIONAL_HOOK_PARAMETERS],
+        [*lifecycle, "should_training_stop"],
     )
     model_hooks = sorted(
         n
@@ -238,26 +250,39 @@ _NOTES = {
     "process_training_batch": "the batch train_step gets",
     "process_validation_batch": "the batch valid_step gets",
     "should_training_stop": "stop? (the claimant, then the model)",
-    "on_checkpoint_saved": "on rank 0, once the file is on disk",
-    "teardown": "also after a failure",
+    "on_metrics": "the tuner's RunWatcher: the metrics are in",
+    "on_checkpoint": "on rank 0, once the file is on disk",
+    "on_end": "also after a failure",
 }
 
 
 def _parameters(who: str, hook: str) -> str:
     import helios.model as hlm
-    from helios.plugins._plugin import HOOK_PARAMETERS, OPTIONAL_HOOK_PARAMETERS
+    from helios.plugins._plugin import HOOK_PARAMETERS
 
     if who == "model":
         names = list(inspect.signature(getattr(hlm.Model, hook)).parameters)[1:]
+    elif who == "watcher":
+        names = list(_WATCHER_PARAMETERS[hook])
     else:
-        names = list({**HOOK_PARAMETERS, **OPTIONAL_HOOK_PARAMETERS}[hook])
+        names = list(HOOK_PARAMETERS[hook])
     return ", ".join(names)
+
+
+#: What a `helios.plugins.RunWatcher`'s callbacks are given.
+_WATCHER_PARAMETERS = {
+    "on_log": ("state",),
+    "on_metrics": ("validation_cycle",),
+    "on_checkpoint": ("path", "state"),
+    "on_end": (),
+}
 
 
 def render_hook_order(calls: Sequence[tuple[str, str]]) -> str:
     """The recorded calls as an indented text picture, in sections."""
     lines = [
-        "fit(model, datamodule), with plug-ins mover (owns the batches) and tuner (owns stop)"
+        "fit(model, datamodule), with plug-ins mover (owns the batches) and tuner (owns stop"
+        " and gives a RunWatcher)"
     ]
     seen: set[str] = set()
     width = max(len(f"{who}.{hook}({_parameters(who, hook)})") for who, hook in calls)

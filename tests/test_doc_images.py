@@ -46,10 +46,10 @@ def test_the_hook_order_picture_is_the_trainer_s() -> None:
     # model, the claimant's batch hook before the model's step, stop asked twice.
     hooks = [f"{who}.{hook}" for who, hook in calls]
     assert hooks.index("mover.on_validation_end") < hooks.index("model.on_validation_end")
-    assert hooks.index("model.on_validation_end") < hooks.index("tuner.on_validation_metrics")
+    assert hooks.index("model.on_validation_end") < hooks.index("watcher.on_metrics")
     assert hooks.index("mover.process_training_batch") < hooks.index("model.train_step")
     assert hooks.count("tuner.should_training_stop") == 2
-    assert hooks[-1] == "tuner.teardown"
+    assert hooks[-1] == "watcher.on_end"
 
 
 def test_png_size_reads_the_header(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from helios.plugins._plugin import OVERRIDE_FLAGS as OVERRIDE_FLAGS
 from helios.plugins._plugin import BatchHooks as BatchHooks
 from helios.plugins._plugin import LifecycleHooks as LifecycleHooks
 from helios.plugins._plugin import MapLocation as MapLocation
-from helios.plugins._plugin import ObserverHooks as ObserverHooks
 from helios.plugins._plugin import Plugin as Plugin
 from helios.plugins._plugin import PluginProtocol as PluginProtocol
 from helios.plugins._plugin import StateHooks as StateHooks
@@ -36,6 +35,7 @@ from helios.plugins._table import register_plugin as register_plugin
 from helios.plugins._table import stop_decided_at_validation as stop_decided_at_validation
 from helios.plugins._tensorboard import CSVLoggerPlugin as CSVLoggerPlugin
 from helios.plugins._tensorboard import TensorBoardPlugin as TensorBoardPlugin
+from helios.plugins._watch import RunWatcher as RunWatcher
 
 __all__ = [
     "OVERRIDE_FLAGS",
@@ -48,10 +48,10 @@ __all__ = [
     "DevicePlugin",
     "LifecycleHooks",
     "MapLocation",
-    "ObserverHooks",
     "Plugin",
     "PluginProtocol",
     "PluginTable",
+    "RunWatcher",
     "RetentionPlugin",
     "ScalarLoggerPlugin",
     "StateHooks",

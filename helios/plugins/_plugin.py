@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -23,7 +22,6 @@ __all__ = [
     "BatchHooks",
     "LifecycleHooks",
     "MapLocation",
-    "ObserverHooks",
     "Plugin",
     "PluginProtocol",
     "StateHooks",
@@ -31,7 +29,6 @@ __all__ = [
     "UniquePluginOverrides",
     "DATA_MEMBERS",
     "HOOK_PARAMETERS",
-    "OPTIONAL_HOOK_PARAMETERS",
     "OVERRIDE_FLAGS",
     "TRAINER_SET_MEMBERS",
 ]
@@ -109,26 +106,6 @@ class StateHooks(Protocol):
     def load_state_dict(self, state_dict: Mapping[str, Any], /) -> None: ...
 
 
-class ObserverHooks(Protocol):
-    """Optional hooks that watch the run; a plug-in claims nothing to receive them.
-
-    They are not part of `PluginProtocol`: a plug-in that lacks one is not called there.
-    `Plugin` has each as a no-op, which the trainer skips.
-    """
-
-    def on_training_log(self, state: TrainingState, /) -> None:
-        """Every ``print_frequency`` optimiser steps, after the batch's hooks."""
-
-    def on_validation_metrics(self, validation_cycle: int, /) -> None:
-        """After a validation cycle, once the model's ``on_validation_end`` has run."""
-
-    def on_checkpoint_saved(self, path: Path, state: TrainingState, /) -> None:
-        """After the checkpoint of ``state`` is on disk at ``path`` (rank 0 alone)."""
-
-    def teardown(self) -> None:
-        """At the very end of ``fit``, ``validate`` or ``test``, also after a failure."""
-
-
 class PluginProtocol(LifecycleHooks, BatchHooks, StopHook, StateHooks, Protocol):
     """Everything the trainer uses of a plug-in; what a structural plug-in must provide.
 
@@ -149,11 +126,11 @@ class PluginProtocol(LifecycleHooks, BatchHooks, StopHook, StateHooks, Protocol)
     map_loc: MapLocation
 
 
-def _hook_parameters(*roles: type) -> dict[str, tuple[str, ...]]:
-    """Each hook the ``roles`` declare, with the positional parameters the trainer calls
-    it with (``self`` excluded), in declaration order."""
+def _hook_parameters(protocol: type) -> dict[str, tuple[str, ...]]:
+    """Each hook ``protocol``'s roles declare, with the positional parameters the trainer
+    calls it with (``self`` excluded), in declaration order."""
     hooks: dict[str, tuple[str, ...]] = {}
-    for role in roles:
+    for role in protocol.__mro__[1:]:
         for name, member in vars(role).items():
             if inspect.isfunction(member) and not name.startswith("_"):
                 hooks[name] = tuple(inspect.signature(member).parameters)[1:]
@@ -163,20 +140,8 @@ def _hook_parameters(*roles: type) -> dict[str, tuple[str, ...]]:
 #: Each hook and the positional arguments it is called with (``self`` excluded): read
 #: from the role protocols, so that the protocol is the one list of hooks.
 HOOK_PARAMETERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    _hook_parameters(*PluginProtocol.__mro__[1:])
+    _hook_parameters(PluginProtocol)
 )
-#: The optional hooks (`ObserverHooks`) and their positional arguments, likewise.
-OPTIONAL_HOOK_PARAMETERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
-    _hook_parameters(ObserverHooks)
-)
-_DEFAULT_HOOK: Final = "__helios_default_hook__"
-
-
-def is_default_hook(hook: object) -> bool:
-    """Whether ``hook`` is one of `Plugin`'s no-op optional hooks (the trainer skips it)."""
-    return bool(getattr(hook, _DEFAULT_HOOK, False))
-
-
 #: Data members read at registration.
 DATA_MEMBERS: Final = ("plug_id", "unique_overrides")
 #: The members the trainer sets before `setup` (they may be declared and not yet set).
@@ -208,7 +173,7 @@ def _checks_registration(configure: _Configure) -> _Configure:
     return configure_trainer
 
 
-class Plugin(PluginProtocol, ObserverHooks):
+class Plugin(PluginProtocol):
     """The plug-in base class: every member of `PluginProtocol`, hooks as no-ops.
 
     Subclass it and call ``super().__init__("my_id")``; override the hooks you need and
@@ -350,25 +315,3 @@ class Plugin(PluginProtocol, ObserverHooks):
     def load_state_dict(self, state_dict: Mapping[str, Any], /) -> None:
         """Restore what `state_dict` returned."""
         return None
-
-    # The optional hooks (`ObserverHooks`): no-ops that the trainer does not call.
-
-    def on_training_log(self, state: TrainingState, /) -> None:
-        """Every ``print_frequency`` optimiser steps, after the batch's hooks."""
-        return None
-
-    def on_validation_metrics(self, validation_cycle: int, /) -> None:
-        """After a validation cycle, once the model's ``on_validation_end`` has run."""
-        return None
-
-    def on_checkpoint_saved(self, path: Path, state: TrainingState, /) -> None:
-        """After the checkpoint of ``state`` is on disk at ``path`` (rank 0 alone)."""
-        return None
-
-    def teardown(self) -> None:
-        """At the very end of ``fit``, ``validate`` or ``test``, also after a failure."""
-        return None
-
-
-for _hook in OPTIONAL_HOOK_PARAMETERS:
-    setattr(getattr(Plugin, _hook), _DEFAULT_HOOK, True)

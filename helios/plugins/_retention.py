@@ -13,6 +13,7 @@ from helios.core.loop import checkpoint_name, parse_checkpoint_name
 from helios.plugins._builtin import PLUGIN_REGISTRY
 from helios.plugins._plugin import Plugin
 from helios.plugins._scalars import as_number
+from helios.plugins._watch import RunWatcher
 
 __all__ = ["Mode", "RetentionPlugin", "retained"]
 
@@ -121,6 +122,7 @@ class RetentionPlugin(Plugin):
 
     def setup(self) -> None:
         self._scores = {}
+        self.trainer.watch(self.plug_id, RunWatcher(on_checkpoint=self._saved))
 
     def _score_now(self) -> float | None:
         model = self.trainer.model
@@ -136,7 +138,7 @@ class RetentionPlugin(Plugin):
         if self.rank == 0 and folder is not None:
             self._delete_unkept(folder)
 
-    def on_checkpoint_saved(self, path: Path, state: TrainingState, /) -> None:
+    def _saved(self, path: Path, state: TrainingState) -> None:
         """Record the new checkpoint's score, then delete what is no longer kept."""
         self._scores[path.name] = self._score_now()
         self._delete_unkept(path.parent)

@@ -10,6 +10,7 @@ from typing import Any
 from helios.core import TrainingState
 from helios.core.loop import is_done
 from helios.plugins._plugin import Plugin
+from helios.plugins._watch import RunWatcher
 
 __all__ = ["ScalarLoggerPlugin", "as_number", "numbers"]
 
@@ -128,6 +129,8 @@ class ScalarLoggerPlugin(Plugin):
     def setup(self) -> None:
         self._record_loaded = None
         self._writing = False
+        watcher = RunWatcher(on_log=self._log_loss, on_metrics=self._log_metrics, on_end=self._end)
+        self.trainer.watch(self.plug_id, watcher)
 
     def on_training_start(self) -> None:
         if self.rank != 0:
@@ -145,14 +148,16 @@ class ScalarLoggerPlugin(Plugin):
         self._open()
         self._writing = True
 
-    def on_training_log(self, state: TrainingState, /) -> None:
+    def _log_loss(self, state: TrainingState) -> None:
+        """Every ``print_frequency`` optimiser steps: the running loss."""
         model = self.trainer.model
         loss = None if model is None else as_number(model.running_loss())
         if self._writing and loss is not None:
             self._write("train/loss", loss, state.current_iteration)
             self._flush()
 
-    def on_validation_metrics(self, validation_cycle: int, /) -> None:
+    def _log_metrics(self, validation_cycle: int) -> None:
+        """After each validation cycle: the model's metrics, at the cycle's number."""
         model = self.trainer.model
         if not self._writing or model is None:
             return
@@ -168,7 +173,8 @@ class ScalarLoggerPlugin(Plugin):
         self._write_final(self._hyperparameters(), final, self.trainer.state.current_iteration)
         self._flush()
 
-    def teardown(self) -> None:
+    def _end(self) -> None:
+        """At the end of the run, also after a failure: let go of the files."""
         self._writing = False
         self._close()
 

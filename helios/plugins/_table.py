@@ -11,7 +11,6 @@ from helios.core._names import misnamed_members
 from helios.plugins._plugin import (
     DATA_MEMBERS,
     HOOK_PARAMETERS,
-    OPTIONAL_HOOK_PARAMETERS,
     OVERRIDE_FLAGS,
     TRAINER_SET_MEMBERS,
     Plugin,
@@ -115,13 +114,10 @@ def check_plugin(plugin: object) -> None:
 
 
 def _bad_hooks(plugin: object) -> list[str]:
-    """What is wrong with each hook that cannot be called as the trainer calls it (the
-    optional hooks too, where the plug-in has them)."""
+    """What is wrong with each hook that cannot be called as the trainer calls it."""
     bad: list[str] = []
-    for name, params in {**HOOK_PARAMETERS, **OPTIONAL_HOOK_PARAMETERS}.items():
-        hook = getattr(plugin, name, None)
-        if hook is None and name in OPTIONAL_HOOK_PARAMETERS:
-            continue
+    for name, params in HOOK_PARAMETERS.items():
+        hook = getattr(plugin, name)
         expected = f"{name}(self{''.join(', ' + p for p in params)})"
         if not callable(hook):
             bad.append(f"{name} is not callable; expected {expected}")
@@ -300,6 +296,5 @@ def _warn_unclaimed(plugin: PluginProtocol, claims: frozenset[str]) -> None:
 def _warn_misnamed(plugin: PluginProtocol) -> None:
     cls = type(plugin)
     base = Plugin if Plugin in cls.__mro__ else None
-    hooks = {**HOOK_PARAMETERS, **OPTIONAL_HOOK_PARAMETERS}
-    for problem in misnamed_members(cls, base, hooks, {}):
+    for problem in misnamed_members(cls, base, HOOK_PARAMETERS, {}):
         warn(f"plug-in {_describe(plugin)}: {problem}")

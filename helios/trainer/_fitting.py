@@ -168,8 +168,9 @@ class TrainingRun:
                 self._start_epoch(epoch, skip, state)
             case lp.Log(logged):
                 self._log(self._model, logged)
-                for log_hook in self._plan.on_training_log:
-                    log_hook(logged)
+                for watcher in self._plan.watchers:
+                    if watcher.on_log is not None:
+                        watcher.on_log(logged)
             case lp.AskStop(combine, early):
                 return lp.StopAnswered(self._ask_stop(combine, early))
             case lp.Validate(cycle):
@@ -178,8 +179,9 @@ class TrainingRun:
                 self._on_state(saved)  # plug-ins' state_dict may read what is recorded
                 path = self._checkpoints.save(self._model, self._plan, saved)
                 if path is not None:
-                    for saved_hook in self._plan.on_checkpoint_saved:
-                        saved_hook(path, saved)
+                    for watcher in self._plan.watchers:
+                        if watcher.on_checkpoint is not None:
+                            watcher.on_checkpoint(path, saved)
             case lp.EndTraining(mid_epoch):
                 if mid_epoch:
                     self._model.on_training_epoch_end(self._epoch)
@@ -246,7 +248,8 @@ class TrainingRun:
         assert loader is not None  # the trainer refuses valid_frequency without a loader
         batches = Progress.wrap(loader, "validation") if self._progress is not None else loader
         run_validation(model, plan, batches, cycle)
-        for observe in plan.on_validation_metrics:
-            observe(cycle)
+        for watcher in plan.watchers:
+            if watcher.on_metrics is not None:
+                watcher.on_metrics(cycle)
         model.train()
         return model.have_metrics_improved()

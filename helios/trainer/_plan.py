@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import attrs
 
 from helios.core import TrainingState
-from helios.plugins import PluginProtocol, PluginTable, decides_stop_at_validation
-from helios.plugins._plugin import is_default_hook
+from helios.plugins import PluginProtocol, PluginTable, RunWatcher, decides_stop_at_validation
 
 __all__ = ["DispatchPlan", "describe_plugins"]
 
@@ -21,12 +19,6 @@ def _keep_batch(batch: Any, _: Any) -> Any:
 
 def _never() -> bool:
     return False
-
-
-def _observers(plugins: tuple[PluginProtocol, ...], hook: str) -> tuple[Any, ...]:
-    """The plug-ins' optional ``hook``, bound, in call order (those that have one)."""
-    found = (getattr(plugin, hook, None) for plugin in plugins)
-    return tuple(bound for bound in found if callable(bound) and not is_default_hook(bound))
 
 
 @attrs.frozen
@@ -40,11 +32,8 @@ class DispatchPlan:
     should_stop: Callable[[], bool]
     #: A plug-in claimed ``should_training_stop`` and may answer yes after any batch.
     stops_per_batch: bool
-    #: The optional hooks (`helios.plugins.ObserverHooks`) of the plug-ins that have them.
-    on_training_log: tuple[Callable[[TrainingState], None], ...] = ()
-    on_validation_metrics: tuple[Callable[[int], None], ...] = ()
-    on_checkpoint_saved: tuple[Callable[[Path, TrainingState], None], ...] = ()
-    teardown: tuple[Callable[[], None], ...] = ()
+    #: What the plug-ins asked, with `helios.plugins.RunWatcher`, to be told of the run.
+    watchers: tuple[RunWatcher, ...] = ()
 
     @classmethod
     def build(cls, table: PluginTable) -> DispatchPlan:
@@ -66,10 +55,6 @@ class DispatchPlan:
             should_stop=_never if stopper is None else stopper.should_training_stop,
             stops_per_batch=stopper is not None
             and not decides_stop_at_validation(stopper.should_training_stop),
-            on_training_log=_observers(plugins, "on_training_log"),
-            on_validation_metrics=_observers(plugins, "on_validation_metrics"),
-            on_checkpoint_saved=_observers(plugins, "on_checkpoint_saved"),
-            teardown=_observers(plugins, "teardown"),
         )
 
 
@@ -80,19 +65,12 @@ _SLOT_HEADINGS = {
     "testing_batch": "testing batch",
     "should_training_stop": "stop",
 }
-#: The optional hooks, as the table names them.
-_WATCH_NAMES = {
-    "on_training_log": "log",
-    "on_validation_metrics": "metrics",
-    "on_checkpoint_saved": "checkpoints",
-    "teardown": "teardown",
-}
 
 
 def describe_plugins(table: PluginTable) -> str:
-    """The plug-ins of ``table`` in call order, with the unique slot(s) each owns (``x``)
-    and the optional hooks it watches with, as a plain-text table."""
-    headings = ("id", "class", *_SLOT_HEADINGS.values(), "watches")
+    """The plug-ins of ``table`` in call order, with the unique slot(s) each owns (``x``),
+    as a plain-text table."""
+    headings = ("id", "class", *_SLOT_HEADINGS.values())
     if not table:
         return (
             "no plug-ins registered: batches reach the model unchanged and the model "
@@ -101,19 +79,8 @@ def describe_plugins(table: PluginTable) -> str:
     rows = [headings]
     for plug_id, plugin in table.items():
         claims = table.claims(plug_id)
-        watches = [
-            shown
-            for hook, shown in _WATCH_NAMES.items()
-            if callable(found := getattr(plugin, hook, None)) and not is_default_hook(found)
-        ]
-        rows.append(
-            (
-                plug_id,
-                type(plugin).__qualname__,
-                *("x" if flag in claims else "-" for flag in _SLOT_HEADINGS),
-                ", ".join(watches) or "-",
-            )
-        )
+        slots = ("x" if flag in claims else "-" for flag in _SLOT_HEADINGS)
+        rows.append((plug_id, type(plugin).__qualname__, *slots))
     widths = [max(len(row[column]) for row in rows) for column in range(len(headings))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

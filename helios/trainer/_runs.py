@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from torch.utils.data import DataLoader
@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from helios.core import TrainingState
 from helios.data import DataModule, LoaderWrapper, ResumableSampler
 from helios.model import Model
+from helios.plugins import RunWatcher
 from helios.trainer import _distributed as dist_support
 from helios.trainer._fitting import TrainingRun, run_testing, run_validation
 from helios.trainer._logging import log_progress
@@ -24,7 +25,26 @@ from helios.trainer._settings import seed_and_determinism
 if TYPE_CHECKING:
     from helios.trainer._trainer import Trainer
 
-__all__ = ["ProcessRun"]
+T = TypeVar("T")
+
+__all__ = ["Extensions", "ProcessRun"]
+
+
+class Extensions:
+    """What plug-ins add to a trainer's runs, each under a key (the plug-in's id): loader
+    wrappers and run watchers, in the order their keys were first given."""
+
+    def __init__(self) -> None:
+        self.wrappers: dict[str, LoaderWrapper] = {}
+        self.watchers: dict[str, RunWatcher] = {}
+
+    @staticmethod
+    def put(table: dict[str, T], key: str, value: T | None) -> None:
+        """Set ``key`` to ``value`` in ``table``; ``None`` removes it."""
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
 
 
 @attrs.frozen
@@ -34,12 +54,13 @@ class ProcessRun:
     Attributes:
         trainer: The trainer (its settings, devices, plug-ins and state).
         collectives: What the run needs of the other processes.
-        wrappers: What every data loader is passed through, in order.
+        extensions: What the plug-ins added to the trainer's runs (read when it is used:
+            plug-ins add to it in their ``setup``).
     """
 
     trainer: Trainer
     collectives: Collectives
-    wrappers: tuple[LoaderWrapper, ...] = ()
+    extensions: Extensions
 
     def fit(self, model: Model, datamodule: DataModule) -> bool:
         """Train, resuming from the newest checkpoint."""
@@ -100,15 +121,16 @@ class ProcessRun:
     def _session(
         self, model: Model, datamodule: DataModule, *, fast_init: bool
     ) -> Iterator[DispatchPlan]:
-        """Set the run up; at the end, whatever happened, the plug-ins' ``teardown`` and
-        then the data module's."""
+        """Set the run up; at the end, whatever happened, the watchers' ``on_end`` and
+        then the data module's ``teardown``."""
         plan = self._prepare(model, datamodule, fast_init=fast_init)
         try:
             yield plan
         finally:
             try:
-                for teardown in plan.teardown:
-                    teardown()
+                for watcher in plan.watchers:
+                    if watcher.on_end is not None:
+                        watcher.on_end()
             finally:
                 datamodule.teardown()
 
@@ -144,7 +166,8 @@ class ProcessRun:
         for plugin in plan.plugins:
             plugin.setup()
         model.setup(fast_init)
-        return plan
+        # The plug-ins give their watchers in setup: read them once they have.
+        return attrs.evolve(plan, watchers=tuple(self.extensions.watchers.values()))
 
     def _required(self, loader: DataLoader[Any] | None, what: str, phase: str) -> DataLoader[Any]:
         found = self._loader(loader, what)
@@ -163,7 +186,7 @@ class ProcessRun:
             sampler.seed = trainer.random_seed
         if trainer.is_distributed:
             loader = dist_support.shard_loader(loader, trainer.rank, trainer.world_size)
-        for wrap in self.wrappers:
+        for wrap in self.extensions.wrappers.values():
             loader = wrap(loader)
         return loader
 

@@ -14,13 +14,19 @@ from helios.core import TrainingState, TrainingUnit
 from helios.core.loop import LoopConfig
 from helios.data import DataModule, LoaderWrapper
 from helios.model import Model
-from helios.plugins import MapLocation, PluginProtocol, PluginTable, register_plugin
+from helios.plugins import (
+    MapLocation,
+    PluginProtocol,
+    PluginTable,
+    RunWatcher,
+    register_plugin,
+)
 from helios.trainer import _distributed as dist_support
 from helios.trainer._entry_checks import check_entry
 from helios.trainer._logging import logger, run_logging
 from helios.trainer._plan import describe_plugins
 from helios.trainer._run_checkpoints import Collectives, checkpoint_to_validate
-from helios.trainer._runs import ProcessRun
+from helios.trainer._runs import Extensions, ProcessRun
 from helios.trainer._settings import TrainerSettings, resolve_devices
 from helios.trainer._spawn import Launch, spawn
 
@@ -157,7 +163,7 @@ class Trainer:
         self.state: TrainingState = TrainingState()
         #: The model of the current (or last) `fit` / `test`.
         self.model: Model | None = None
-        self._loader_wrappers: dict[str, LoaderWrapper] = {}
+        self._extensions = Extensions()
 
     # -- configuration ------------------------------------------------------------------
 
@@ -196,8 +202,8 @@ class Trainer:
 
     def describe(self) -> str:
         """The registered plug-ins as a plain-text table: in call order, the unique slot
-        each owns (training, validation or testing batch, stop) and the optional hooks
-        it watches the run with. Print it before `fit` to see who does what."""
+        each owns (training, validation or testing batch, stop). Print it before `fit`
+        to see who does what."""
         return describe_plugins(self._plugins)
 
     def plugin(self, plug_id: str, cls: type[P]) -> P:
@@ -212,10 +218,16 @@ class Trainer:
         set. Setting a key again replaces its wrapper; ``None`` removes it. A device
         plug-in with ``prefetch=True`` sets one (under its id) in its ``setup``.
         """
-        if wrapper is None:
-            self._loader_wrappers.pop(key, None)
-        else:
-            self._loader_wrappers[key] = wrapper
+        Extensions.put(self._extensions.wrappers, key, wrapper)
+
+    def watch(self, key: str, watcher: RunWatcher | None) -> None:
+        """Tell ``watcher`` of the following runs (see `helios.plugins.RunWatcher`).
+
+        Watchers are called in the order their keys were first given; giving a key again
+        replaces its watcher, ``None`` removes it. A plug-in gives its watcher under its
+        id, in its ``setup``.
+        """
+        Extensions.put(self._extensions.watchers, key, watcher)
 
     @property
     def world_size(self) -> int:
@@ -347,7 +359,7 @@ class Trainer:
         here = ProcessRun(
             self,
             Collectives(self._context.any, self._context.gather, distributed=self.is_distributed),
-            tuple(self._loader_wrappers.values()),
+            self._extensions,
         )
         method, model, datamodule = entry.method, entry.model, entry.datamodule
         runs: dict[str, Callable[[Model, DataModule], bool]] = {

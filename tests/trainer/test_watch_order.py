@@ -1,38 +1,35 @@
-"""Where the optional hooks (`helios.plugins.ObserverHooks`) fall in the hook order, for
-any plug-in set and schedule (the scenarios of ``test_hook_order``)."""
+"""Where run watchers (`helios.plugins.RunWatcher`) fall in the hook order, for any
+plug-in set and schedule (the scenarios of ``test_hook_order``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 
+import helios.plugins as hlp
 import helios.trainer as hlt
-from helios.core import TrainingState
 from tests.trainer.helpers import Events, IntData, RecordingModel, RecordingPlugin
 from tests.trainer.test_hook_order import scenarios
 
 
 class Watching(RecordingPlugin):
-    """A recording plug-in that also records the optional hooks."""
+    """A recording plug-in that also records what its watcher is told."""
 
-    def on_training_log(self, state: TrainingState, /) -> None:
-        self._log("on_training_log")
-
-    def on_validation_metrics(self, validation_cycle: int, /) -> None:
-        self._log("on_validation_metrics")
-
-    def on_checkpoint_saved(self, path: Path, state: TrainingState, /) -> None:
-        self._log("on_checkpoint_saved")
-
-    def teardown(self) -> None:
-        self._log("teardown")
+    def setup(self) -> None:
+        super().setup()
+        watcher = hlp.RunWatcher(
+            on_log=lambda state: self._log("on_log"),
+            on_metrics=lambda cycle: self._log("on_metrics"),
+            on_checkpoint=lambda path, state: self._log("on_checkpoint"),
+            on_end=lambda: self._log("on_end"),
+        )
+        self.trainer.watch(self.plug_id, watcher)
 
 
 @settings(max_examples=40)
 @given(scenario=scenarios())
-def test_watching_hooks_run_after_the_model_and_teardown_last(
+def test_watchers_run_after_the_model_and_end_last(
     scenario: dict[str, Any], tmp_path_factory: Any
 ) -> None:
     events: Events = []
@@ -73,20 +70,18 @@ def test_watching_hooks_run_after_the_model_and_teardown_last(
                 run = []
         return found + ([run] if run else [])
 
-    for name in ("on_training_log", "on_validation_metrics", "on_checkpoint_saved"):
+    for name in ("on_log", "on_metrics", "on_checkpoint"):
         assert all(run == ids for run in runs_of(name)), name
     if not ids:
         return
-    # Teardown comes last, after the model's on_training_end.
-    assert events[-len(ids) - 1 :] == [("model", "on_training_end")] + [
-        (p, "teardown") for p in ids
-    ]
+    # The end comes last, after the model's on_training_end.
+    assert events[-len(ids) - 1 :] == [("model", "on_training_end")] + [(p, "on_end") for p in ids]
     # print_frequency=1: every optimiser step is logged; chkpt_frequency=1: every unit
     # ends with a checkpoint.
     steps = events.count(("model", "train_step"))
-    assert events.count((ids[0], "on_training_log")) == steps
+    assert events.count((ids[0], "on_log")) == steps
     # The metrics hook follows the model's on_validation_end, before the stop question.
     for index, event in enumerate(events):
         if event == ("model", "on_validation_end"):
             after = events[index + 1 : index + 1 + len(ids)]
-            assert after == [(p, "on_validation_metrics") for p in ids]
+            assert after == [(p, "on_metrics") for p in ids]

@@ -11,12 +11,16 @@ from helios.core import TrainingState
 from helios.data import DataModule
 
 
-class LateWatcher(hlp.Plugin):
-    def on_checkpoint_saved(self, path: Path) -> None:  # E: override
-        return None
+def saved(path: Path) -> None:
+    return None
 
-    def on_training_log(self, state: int, /) -> None:  # E: override
-        return None
+
+def logged(state: int) -> None:
+    return None
+
+
+hlp.RunWatcher(on_checkpoint=saved)  # E: arg-type
+hlp.RunWatcher(on_log=logged)  # E: arg-type
 
 
 hlp.RetentionPlugin(mode="lowest")  # E: arg-type

@@ -1,7 +1,8 @@
-"""Logging, retention, validation and the optional hooks, under mypy --strict."""
+"""Logging, retention, validation and run watchers, under mypy --strict."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, assert_type
 
@@ -11,12 +12,15 @@ from helios.core import TrainingState, logging
 
 
 class Watcher(hlp.Plugin):
-    """Overrides the optional hooks with the protocol's signatures."""
+    """Watches the run with callbacks of the watcher's types."""
 
-    def on_training_log(self, state: TrainingState, /) -> None:
+    def setup(self) -> None:
+        self.trainer.watch(self.plug_id, hlp.RunWatcher(on_log=self.log, on_checkpoint=self.saw))
+
+    def log(self, state: TrainingState) -> None:
         self.last = state.current_iteration
 
-    def on_checkpoint_saved(self, path: Path, state: TrainingState, /) -> None:
+    def saw(self, path: Path, state: TrainingState) -> None:
         self.saved = path
 
 
@@ -26,7 +30,7 @@ table = hlp.CSVLoggerPlugin("logs")
 retention = hlp.RetentionPlugin(2, keep_best=1, metric="loss", mode="min")
 for plugin in (board, table, retention, Watcher("watcher")):
     plugin.configure_trainer(trainer)
-watching: hlp.ObserverHooks = Watcher("typed")  # a plug-in is an observer too
+assert_type(hlp.RunWatcher(on_end=lambda: None).on_end, Callable[[], None] | None)
 assert_type(trainer.describe(), str)
 assert_type(retention.mode, Literal["min", "max"])
 assert_type(hlp.retained(["epoch_1_iter_2.pth"], {}, keep_newest=1), frozenset[str])
