@@ -91,6 +91,9 @@ class LoopConfig:
             )
 
 
+_ITERATION = TrainingUnit.ITERATION
+
+
 def _due(count: int, frequency: int | None) -> bool:
     return frequency is not None and count % frequency == 0
 
@@ -176,41 +179,45 @@ def _batch_ran(loop: Loop, config: LoopConfig, ran: BatchRan) -> tuple[Loop, tup
     assert s is not None, "BatchRan reported with no batch asked for"
     running = s.running_iter + 1
     average = s.average_iter_time + (ran.seconds - s.average_iter_time) / running
-    steps = s.current_iteration
-    state = TrainingState(
-        steps,
-        s.global_iteration,
-        s.global_epoch,
-        s.validation_cycles,
-        s.dataset_iter,
-        s.early_stop_count,
-        average,
-        running,
-    )
+    steps, batches, epoch = s.current_iteration, s.global_iteration, s.global_epoch
+    cycles, drawn, waited = s.validation_cycles, s.dataset_iter, s.early_stop_count
+    state = TrainingState(steps, batches, epoch, cycles, drawn, waited, average, running)
     stop = loop.stop or ran.stop
     facts = loop.facts
-    stepped = s.global_iteration % config.accumulation_steps == 0
-    if not stepped:  # inside an accumulation window: nothing is due
-        if stop:
-            return Loop(state, stop, facts), (EndTraining(True),)
-        run = _run_next(state, facts, config)
-        return Loop(state, stop, facts, (), run.state), (run,)
-    log = _due(steps, config.print_frequency)
-    by_iteration = config.unit is TrainingUnit.ITERATION
-    validate = by_iteration and _due(steps, config.valid_frequency)
-    checkpoint = by_iteration and _due(steps, config.chkpt_frequency)
-    if not (log or validate or checkpoint):  # the common case, kept short
+    accumulation, printing = config.accumulation_steps, config.print_frequency
+    if batches % accumulation == 0:  # an optimiser step: something may be due
+        by_iteration = config.unit is _ITERATION
+        log = _due(steps, printing)
+        validate = by_iteration and _due(steps, config.valid_frequency)
+        checkpoint = by_iteration and _due(steps, config.chkpt_frequency)
+        if log or validate or checkpoint:
+            return _after_step(Loop(state, stop, facts), config, log, validate, checkpoint)
         if stop or (by_iteration and steps >= config.total_steps):
             return Loop(state, stop, facts), (EndTraining(True),)
-        run = _run_next(state, facts, config)
-        return Loop(state, stop, facts, (), run.state), (run,)
+    elif stop:
+        return Loop(state, stop, facts), (EndTraining(True),)
+    # The common case, kept short: the next batch (`_run_next`, written out).
+    batches += 1
+    stepped = batches % accumulation == 0
+    steps += stepped
+    after = TrainingState(steps, batches, epoch, cycles, drawn + 1, waited, average, running)
+    should_log = stepped and printing is not None and steps % printing == 0
+    run = RunBatch(after, should_log, facts.distributed and facts.stops_per_batch)
+    return Loop(state, stop, facts, (), after), (run,)
+
+
+def _after_step(
+    loop: Loop, config: LoopConfig, log: bool, validate: bool, checkpoint: bool
+) -> tuple[Loop, tuple[Action, ...]]:
+    """What follows an optimiser step at which something is due."""
+    state = loop.state
     then: list[Action | Later] = [Log(state)] if log else []
     if validate:
         then.append(Validate(state.validation_cycles + 1))
     if checkpoint:
         then.append(LATER_CHECKPOINT)
     then.append(NEXT_BATCH)
-    return _follow(Loop(state, stop, facts, tuple(then)), config)
+    return _follow(loop._replace(then=tuple(then)), config)
 
 
 def _validation_ran(

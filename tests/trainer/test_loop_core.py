@@ -102,6 +102,10 @@ def reference(run: Run, limit: int = 400) -> tuple[Trace, TrainingState]:
             s["current_iteration"] += stepped
             s["dataset_iter"] += 1
             trace.append(("batch", state()))
+            # The model's batch-end hook is told when this batch closes a logged step.
+            trace.append(
+                ("batch logs", stepped and _due(s["current_iteration"], c.print_frequency))
+            )
             s["running_iter"] += 1
             seconds = run.seconds(s["global_iteration"])
             s["average_iter_time"] += (seconds - s["average_iter_time"]) / s["running_iter"]
@@ -141,12 +145,13 @@ def drive(run: Run, limit: int = 400) -> tuple[Trace, TrainingState]:
                 case StartEpoch(epoch, skip):
                     trace.append(("epoch", epoch))
                     left, drawn = run.epoch_length - skip, 0
-                case RunBatch(state, _, _):
+                case RunBatch(state, should_log, _):
                     if left == 0:
                         event = EpochExhausted(drawn)
                         continue
                     left, drawn = left - 1, drawn + 1
                     trace.append(("batch", state))
+                    trace.append(("batch logs", should_log))
                     batch = state.global_iteration
                     event = BatchRan(run.seconds(batch), batch in run.stop_after)
                 case Log(state):
